@@ -1,0 +1,72 @@
+"""Composition root of the gateway: the Litestar app and the process around it."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.handlers import HealthController, asyncapi, dependencies
+from services.gateway.service import HealthService
+from shared.asyncapi import asyncapi_document
+from shared.capabilities import CapabilityRegistry
+from shared.runtime import VERSION, ServiceContext, run
+
+
+def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any]) -> Litestar:
+    """The REST API; dependencies are built by the caller and handed in."""
+    return Litestar(
+        route_handlers=[HealthController, asyncapi],
+        dependencies=dependencies(health_service, asyncapi_doc),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Hearth API",
+            version=VERSION,
+            description="On-premise AI platform. Errors are RFC 9457 problem details.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )
+
+
+async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
+    app = create_app(HealthService(ctx.settings, ctx.broker.connection), asyncapi_document())
+    config = uvicorn.Config(
+        app,
+        host=ctx.settings.bind_host,
+        port=ctx.settings.gateway_port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # The runtime owns signals: it stops uvicorn through `should_exit`.
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(), name="gateway-http")
+    while not server.started:
+        if task.done():
+            task.result()  # raises the bind error, e.g. port in use
+            raise RuntimeError("gateway HTTP server exited during start-up")
+        await asyncio.sleep(0.05)
+
+    async def _stop() -> None:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(_stop)
+
+
+def create_registry() -> CapabilityRegistry:
+    return CapabilityRegistry(service="gateway")
+
+
+def main() -> None:
+    run(create_registry(), on_start=_start_http)

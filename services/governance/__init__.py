@@ -1,0 +1,1 @@
+"""The governance service. Keys, policies, retention, archiving and audit (governance issue)."""

@@ -1,0 +1,1 @@
+"""The media service. Transcoding, audio extraction and subtitles (media issue)."""

@@ -1,0 +1,1 @@
+"""The nlp service. Entity extraction, classification and embeddings (document issue)."""

@@ -1,0 +1,3 @@
+from services.nlp.app import main
+
+main()

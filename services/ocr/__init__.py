@@ -1,0 +1,1 @@
+"""The ocr service. Document text extraction: PDF text layers and PP-OCRv4 through the gateway (document issue)."""

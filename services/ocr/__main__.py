@@ -1,0 +1,3 @@
+from services.ocr.app import main
+
+main()

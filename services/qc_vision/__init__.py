@@ -1,0 +1,1 @@
+"""The qc_vision service. Industrial defect detection on factory images (quality-inspection issue)."""

@@ -1,0 +1,3 @@
+from services.qc_vision.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The telemetry service. Metrics, traces, alert rules and the dashboard (monitoring issue)."""

@@ -1,0 +1,3 @@
+from services.telemetry.app import main
+
+main()

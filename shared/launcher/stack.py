@@ -1,0 +1,331 @@
+"""``hearth up | down | status``: the stack's lifecycle on top of supervisord.
+
+Start order: every infrastructure component (tier 0) starts at once and must pass its readiness
+probe; then first-start bootstrap (OpenBao init, database role and migrations, JetStream
+streams); then every Hearth service (tier 1), each ready when it answers its health request over
+NATS. A failure stops with one message naming the component, the cause and the log to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import psutil
+
+from shared.health import INFRA_PROBES, ComponentHealth, probe_services
+from shared.launcher import bootstrap
+from shared.launcher.components import Component, MissingBinary, build_components
+from shared.launcher.configs import nats_conf, openbao_hcl, supervisord_conf
+from shared.launcher.supervisor import ProcessInfo, Supervisor, SupervisorError, log_path
+from shared.settings import SERVICES, HearthSettings, SettingsError
+
+
+class LaunchError(RuntimeError):
+    """A user-facing failure of ``hearth up|down``: one message with cause and fix."""
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    kind: str  # "infra" | "service"
+    state: str
+    pid: int | None
+    uptime_s: float | None
+    health: ComponentHealth
+    ports: dict[str, int] = field(default_factory=dict)
+    log: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "pid": self.pid,
+            "uptime_s": None if self.uptime_s is None else round(self.uptime_s, 1),
+            "status": self.health.status,
+            "version": self.health.version,
+            "url": self.health.url,
+            "latency_ms": self.health.latency_ms,
+            "detail": self.health.detail,
+            "ports": self.ports,
+            "log": self.log,
+        }
+
+
+async def probe_all(settings: HearthSettings) -> dict[str, ComponentHealth]:
+    infra = await asyncio.gather(*(probe(settings) for probe in INFRA_PROBES.values()))
+    services = await probe_services(settings, list(SERVICES))
+    return {**{h.name: h for h in infra}, **services}
+
+
+# ---- preflight ---------------------------------------------------------------------------------
+
+
+def _port_owner(port: int) -> str:
+    try:
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f" by pid {conn.pid} ({proc.name()})"
+    except (psutil.Error, OSError):
+        pass
+    return ""
+
+
+def check_ports(settings: HearthSettings, components: list[Component]) -> None:
+    """Every port must be free before a first start; names the setting to change if not."""
+    for comp in components:
+        for label, port in comp.ports.items():
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((settings.bind_host, port))
+                except OSError:
+                    var = _port_variable(comp.name, label)
+                    raise LaunchError(
+                        f"port {port} ({comp.name} {label}) on {settings.bind_host} is in use{_port_owner(port)}. "
+                        f"Stop that process, or choose other ports with {var}=<port> or HEARTH_PORT_OFFSET=<n>."
+                    ) from None
+
+
+def _port_variable(component: str, label: str) -> str:
+    names = {
+        ("nats", "client"): "NATS_PORT",
+        ("nats", "monitor"): "NATS_MONITOR_PORT",
+        ("postgres", "sql"): "POSTGRES_PORT",
+        ("openbao", "api"): "OPENBAO_PORT",
+        ("openbao", "cluster"): "OPENBAO_CLUSTER_PORT",
+        ("temporal", "grpc"): "TEMPORAL_PORT",
+        ("temporal", "ui"): "TEMPORAL_UI_PORT",
+        ("temporal", "http"): "TEMPORAL_HTTP_PORT",
+        ("temporal", "metrics"): "TEMPORAL_METRICS_PORT",
+        ("triton", "http"): "TRITON_HTTP_PORT",
+        ("triton", "grpc"): "TRITON_GRPC_PORT",
+        ("triton", "metrics"): "TRITON_METRICS_PORT",
+        ("gateway", "http"): "GATEWAY_PORT",
+    }
+    return "HEARTH_" + names.get((component, label), f"{component}_{label}_PORT".upper())
+
+
+# ---- up / down / status ------------------------------------------------------------------------
+
+
+Reporter = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _render(settings: HearthSettings, components: list[Component]) -> None:
+    run = settings.run_dir
+    for name, text in (
+        ("nats.conf", nats_conf(settings)),
+        ("openbao.hcl", openbao_hcl(settings)),
+        ("supervisord.conf", supervisord_conf(settings, components)),
+    ):
+        path = run / name
+        bootstrap.write_secret(path, text)  # 0600: supervisord.conf holds the Triton admin key
+
+
+async def _wait_ready(
+    sup: Supervisor,
+    settings: HearthSettings,
+    names: list[str],
+    probe: Callable[[list[str]], Awaitable[dict[str, ComponentHealth]]],
+    timeout: float,
+) -> dict[str, ComponentHealth]:
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    last: dict[str, ComponentHealth] = {}
+    while pending:
+        results = await probe(pending)
+        last.update(results)
+        pending = [n for n in pending if results[n].status != "ok"]
+        if not pending:
+            break
+        for name in pending:
+            info = sup.info(name)
+            if info.state in ("FATAL", "EXITED", "STOPPED"):
+                raise LaunchError(_failure_message(settings, name, f"its process is {info.state}", info))
+        if time.monotonic() > deadline:
+            name = pending[0]
+            raise LaunchError(
+                _failure_message(settings, name, f"not healthy after {timeout:.0f}s ({last[name].detail})", sup.info(name))
+            )
+        await asyncio.sleep(0.25)
+    return last
+
+
+def _failure_message(settings: HearthSettings, name: str, cause: str, info: ProcessInfo | None) -> str:
+    path = log_path(settings, name)
+    tail = ""
+    if path.exists():
+        lines = path.read_text(errors="replace").splitlines()[-8:]
+        tail = "\n    " + "\n    ".join(lines) if lines else ""
+    state = f" [{info.state}: {info.description}]" if info else ""
+    return f"{name} failed to start: {cause}{state}.\n  Log: {path}{tail}\n  Fix the cause, then run `hearth up` again."
+
+
+async def _probe_infra(settings: HearthSettings, names: list[str], *, before_bootstrap: bool) -> dict[str, ComponentHealth]:
+    async def one(name: str) -> ComponentHealth:
+        if before_bootstrap and name == "openbao":
+            return await _probe_openbao_listening(settings)
+        if before_bootstrap and name == "postgres":
+            return await _probe_postgres_socket(settings)
+        return await INFRA_PROBES[name](settings)
+
+    results = await asyncio.gather(*(one(n) for n in names))
+    return {r.name: r for r in results}
+
+
+async def _probe_openbao_listening(settings: HearthSettings) -> ComponentHealth:
+    """Before init, any answer from /sys/seal-status means the server is up."""
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            resp = await client.get(f"{settings.openbao_url}/v1/sys/seal-status")
+        return ComponentHealth(name="openbao", status="ok" if resp.status_code == 200 else "down")
+    except httpx.HTTPError as exc:
+        return ComponentHealth(name="openbao", status="down", detail=str(exc) or type(exc).__name__)
+
+
+async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
+    import asyncpg
+
+    from shared.launcher.components import postgres_socket_dir
+
+    try:
+        conn = await asyncpg.connect(
+            host=str(postgres_socket_dir(settings)), port=settings.postgres_port, user="postgres",
+            database="postgres", timeout=2,
+        )
+        await conn.close()
+        return ComponentHealth(name="postgres", status="ok")
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return ComponentHealth(name="postgres", status="down", detail=str(exc) or type(exc).__name__)
+
+
+def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
+    """Start (or complete) the stack and wait until every component is healthy; returns seconds."""
+    started = time.monotonic()
+    try:
+        build_components(settings)  # fails fast on a missing binary, before touching the state dir
+        bootstrap.prepare_state(settings)
+        components = build_components(settings)  # again: now with the secrets it references
+    except (MissingBinary, bootstrap.StateError, SettingsError) as exc:
+        raise LaunchError(str(exc)) from None
+    except PermissionError as exc:
+        raise LaunchError(f"cannot write the state directory {settings.home}: {exc}. Set HEARTH_HOME to a writable path.") from None
+    sup = Supervisor(settings)
+    running = sup.daemon_pid()
+    if running is None:
+        check_ports(settings, components)
+        _render(settings, components)
+        sup.start_daemon()
+        report(f"supervisord started (state dir {settings.home})")
+    else:
+        report(f"Hearth is already running under supervisord pid {running}: checking every component")
+        _render(settings, components)
+        sup.reload_config()
+    return asyncio.run(_start_tiers(settings, sup, components, report, started))
+
+
+async def _start_tiers(
+    settings: HearthSettings, sup: Supervisor, components: list[Component], report: Reporter, started: float
+) -> float:
+    infra = [c.name for c in components if c.tier == 0]
+    services = [c.name for c in components if c.tier == 1]
+    for name in infra:
+        sup.start(name)
+    await _wait_ready(
+        sup, settings, infra, lambda n: _probe_infra(settings, n, before_bootstrap=True), settings.startup_timeout_s
+    )
+    report(f"infrastructure up: {', '.join(infra)} ({time.monotonic() - started:.1f}s)")
+    try:
+        await asyncio.gather(
+            bootstrap.bootstrap_openbao(settings),
+            bootstrap.bootstrap_postgres(settings),
+            bootstrap.bootstrap_nats(settings),
+        )
+    except bootstrap.StateError as exc:
+        raise LaunchError(str(exc)) from None
+    await _wait_ready(
+        sup, settings, infra, lambda n: _probe_infra(settings, n, before_bootstrap=False), settings.startup_timeout_s
+    )
+    report(f"bootstrap done: OpenBao unsealed, database migrated, streams provisioned ({time.monotonic() - started:.1f}s)")
+    for name in services:
+        sup.start(name)
+    await _wait_ready(sup, settings, services, lambda n: probe_services(settings, n), settings.startup_timeout_s)
+    elapsed = time.monotonic() - started
+    report(f"services up: {', '.join(services)} ({elapsed:.1f}s)")
+    return elapsed
+
+
+def down(settings: HearthSettings, report: Reporter = _quiet) -> bool:
+    """Stop services, then infrastructure, then supervisord. False if nothing was running."""
+    sup = Supervisor(settings)
+    if sup.daemon_pid() is None:
+        return False
+    infos = sup.all_info()
+    order = [*reversed(SERVICES), "triton", "temporal", "openbao", "postgres", "nats"]
+    for name in order:
+        if name in infos and infos[name].state in ("RUNNING", "STARTING", "BACKOFF"):
+            sup.stop(name)
+            report(f"stopped {name}")
+    try:
+        sup.shutdown()
+    except SupervisorError as exc:
+        raise LaunchError(str(exc)) from None
+    return True
+
+
+def status(settings: HearthSettings) -> list[ComponentStatus]:
+    """Every component with supervisor state, pid, uptime and a live health probe."""
+    sup = Supervisor(settings)
+    daemon = sup.daemon_pid()
+    infos = sup.all_info() if daemon else {}
+    try:
+        components = build_components(settings)
+    except (MissingBinary, SettingsError) as exc:
+        raise LaunchError(str(exc)) from None
+    health = asyncio.run(probe_all(settings)) if daemon else {}
+    out = []
+    for comp in components:
+        info = infos.get(comp.name)
+        h = health.get(comp.name) or ComponentHealth(name=comp.name, status="down", detail="not running")
+        if h.url is None:
+            h.url = comp.url
+        out.append(
+            ComponentStatus(
+                name=comp.name,
+                kind="infra" if comp.tier == 0 else "service",
+                state=info.state if info else "STOPPED",
+                pid=info.pid if info else None,
+                uptime_s=info.uptime_s if info else None,
+                health=h,
+                ports=comp.ports,
+                log=str(log_path(settings, comp.name)),
+            )
+        )
+    return out
+
+
+def urls(settings: HearthSettings) -> dict[str, str]:
+    """What a user opens after ``hearth up``."""
+    return {
+        "Gateway API": settings.gateway_url,
+        "API docs (OpenAPI)": f"{settings.gateway_url}/schema",
+        "Health": f"{settings.gateway_url}/v1/health",
+        "Temporal UI": settings.temporal_ui_url,
+        "NATS": settings.nats_url,
+        "NATS monitoring": settings.nats_monitor_url,
+        "OpenBao": settings.openbao_url,
+        "PostgreSQL": f"postgresql://{settings.postgres_user}@{settings.bind_host}:{settings.postgres_port}/{settings.postgres_db}",
+        "Triton (private)": settings.triton_http_url,
+    }

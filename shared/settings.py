@@ -1,0 +1,187 @@
+"""Hearth settings: one typed model, loaded once, from ``HEARTH_*`` variables (then ``.env``).
+
+Every port and path of the stack is here so that two stacks (a dev stack and the test stack) can
+run side by side: give the second one another ``HEARTH_HOME`` and a ``HEARTH_PORT_OFFSET``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+SERVICES: tuple[str, ...] = ("gateway", "ocr", "nlp", "media", "qc_vision", "governance", "telemetry")
+"""Every service under ``services/``; each runs as its own process."""
+
+_PORT_FIELDS = (
+    "nats_port",
+    "nats_monitor_port",
+    "temporal_port",
+    "temporal_ui_port",
+    "temporal_http_port",
+    "temporal_metrics_port",
+    "openbao_port",
+    "openbao_cluster_port",
+    "postgres_port",
+    "triton_http_port",
+    "triton_grpc_port",
+    "triton_metrics_port",
+    "gateway_port",
+)
+
+
+class SettingsError(RuntimeError):
+    """A ``HEARTH_*`` variable holds a value that cannot be used; the message names it."""
+
+
+class HearthSettings(BaseSettings):
+    """Ports, paths and limits of one Hearth stack."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(REPO_ROOT / "var", description="State directory: data, logs, secrets, runtime files.")
+    bind_host: str = Field("127.0.0.1", description="Address every component listens on.")
+    port_offset: int = Field(0, ge=0, le=50000, description="Added to every port below (side-by-side stacks).")
+    environment: str = Field("dev", description="dev | test | prod; prod refuses the single-box defaults.")
+    log_level: str = Field("INFO", description="Log level of Hearth's own processes.")
+
+    nats_port: int = Field(4222, description="NATS client port.")
+    nats_monitor_port: int = Field(8222, description="NATS HTTP monitoring port (/healthz, /jsz).")
+    temporal_port: int = Field(7233, description="Temporal frontend gRPC port.")
+    temporal_ui_port: int = Field(8233, description="Temporal Web UI port.")
+    temporal_http_port: int = Field(7243, description="Temporal HTTP API port.")
+    temporal_metrics_port: int = Field(7244, description="Temporal server Prometheus /metrics port.")
+    openbao_port: int = Field(8200, description="OpenBao (Vault API) port.")
+    openbao_cluster_port: int = Field(8201, description="OpenBao raft cluster port.")
+    postgres_port: int = Field(5432, description="PostgreSQL port.")
+    triton_http_port: int = Field(8000, description="Triton KServe v2 HTTP port.")
+    triton_grpc_port: int = Field(8001, description="Triton gRPC port.")
+    triton_metrics_port: int = Field(8002, description="Triton Prometheus metrics port.")
+    gateway_port: int = Field(8080, description="Gateway REST API port.")
+
+    temporal_namespace: str = Field("default", description="Temporal namespace the services use.")
+    postgres_db: str = Field("hearth", description="PostgreSQL database of the platform.")
+    postgres_user: str = Field("hearth", description="PostgreSQL role the services use.")
+    triton_venv: Path = Field(REPO_ROOT / ".venv-triton", description="Virtual env holding Triton and model deps.")
+    triton_model_repository: Path = Field(
+        REPO_ROOT / "infra" / "triton" / "model_repository", description="Triton model repository."
+    )
+    blob_max_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest blob the blob store accepts.")
+    event_inline_max_bytes: int = Field(
+        256 * 1024, gt=0, description="Largest event payload carried inline; bigger data goes to the blob store."
+    )
+    consumer_max_deliver: int = Field(5, ge=1, description="Deliveries before a message is dead-lettered.")
+    startup_timeout_s: float = Field(120.0, gt=0, description="How long `hearth up` waits for each tier.")
+
+    @model_validator(mode="after")
+    def _apply_port_offset(self) -> HearthSettings:
+        if self.port_offset:
+            for name in _PORT_FIELDS:
+                object.__setattr__(self, name, getattr(self, name) + self.port_offset)
+        for name in _PORT_FIELDS:
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ValueError(f"HEARTH_{name.upper()} (after HEARTH_PORT_OFFSET) is {port}, outside 1-65535")
+        return self
+
+    # ---- derived locations -------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    def data_dir(self, component: str) -> Path:
+        return self.home / "data" / component
+
+    def secret_path(self, name: str) -> Path:
+        return self.secrets_dir / name
+
+    def read_secret(self, name: str) -> str:
+        """Return the secret file's content; raises ``SettingsError`` naming the file if absent."""
+        path = self.secret_path(name)
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            raise SettingsError(f"secret {path} is missing: run `hearth up` to initialise the stack") from None
+
+    # ---- derived addresses -------------------------------------------------------------------
+    @property
+    def nats_url(self) -> str:
+        return f"nats://{self.bind_host}:{self.nats_port}"
+
+    @property
+    def nats_monitor_url(self) -> str:
+        return f"http://{self.bind_host}:{self.nats_monitor_port}"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"{self.bind_host}:{self.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://{self.bind_host}:{self.temporal_ui_port}"
+
+    @property
+    def openbao_url(self) -> str:
+        return f"http://{self.bind_host}:{self.openbao_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"http://{self.bind_host}:{self.triton_http_port}"
+
+    @property
+    def triton_grpc_address(self) -> str:
+        return f"{self.bind_host}:{self.triton_grpc_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.bind_host}:{self.gateway_port}"
+
+    def postgres_dsn(self, *, driver: str = "postgresql+asyncpg", password: str | None = None) -> str:
+        """DSN of the platform database for the service role (password from the secrets dir)."""
+        pw = password if password is not None else self.read_secret("postgres-password")
+        return f"{driver}://{self.postgres_user}:{pw}@{self.bind_host}:{self.postgres_port}/{self.postgres_db}"
+
+    def child_environment(self) -> dict[str, str]:
+        """The ``HEARTH_*`` variables that make a child process see these same settings."""
+        env: dict[str, Any] = {"HEARTH_HOME": str(self.home), "HEARTH_BIND_HOST": self.bind_host}
+        for name in _PORT_FIELDS:
+            env[f"HEARTH_{name.upper()}"] = str(getattr(self, name))
+        env["HEARTH_PORT_OFFSET"] = "0"  # ports above are final already
+        env["HEARTH_ENVIRONMENT"] = self.environment
+        env["HEARTH_LOG_LEVEL"] = self.log_level
+        env["HEARTH_TRITON_VENV"] = str(self.triton_venv)
+        env["HEARTH_TRITON_MODEL_REPOSITORY"] = str(self.triton_model_repository)
+        return env
+
+
+def load_settings(**overrides: Any) -> HearthSettings:
+    """Build settings from the environment; a bad value raises ``SettingsError`` naming the variable."""
+    try:
+        return HearthSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"HEARTH_{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> HearthSettings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

@@ -1,0 +1,71 @@
+"""Integration fixtures: one real Hearth stack per test run, started by the same launcher users run.
+
+The stack gets its own state dir (a pytest temp dir) and its own ports (``HEARTH_PORT_OFFSET``,
+default 20000 for tests), so it runs beside a developer's stack. ``HEARTH_TEST_STACK=external``
+runs the suite against an already running stack described by the ``HEARTH_*`` environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.settings import REPO_ROOT, HearthSettings, load_settings
+
+TEST_PORT_OFFSET = int(os.environ.get("HEARTH_TEST_PORT_OFFSET", "20000"))
+
+
+def hearth_cli(env: dict[str, str], *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real ``hearth`` CLI (``python -m shared.cli``) against the test stack."""
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"hearth {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env.update({"HEARTH_HOME": str(home), "HEARTH_PORT_OFFSET": str(offset), "HEARTH_ENVIRONMENT": "test"})
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment (``HEARTH_*``) of the running test stack."""
+    if os.environ.get("HEARTH_TEST_STACK") == "external":
+        yield dict(os.environ)
+        return
+    home = tmp_path_factory.mktemp("stack")
+    env = stack_env(home)
+    result = hearth_cli(env, "up", timeout=400, check=False)
+    if result.returncode != 0:
+        hearth_cli(env, "down", check=False)
+        pytest.fail(f"test stack did not start:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    try:
+        yield env
+    finally:
+        hearth_cli(env, "down", timeout=180, check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_environment: dict[str, str]) -> HearthSettings:
+    """Settings of the running test stack (real NATS, Temporal, OpenBao, PostgreSQL, Triton, services)."""
+    home = stack_environment["HEARTH_HOME"] if "HEARTH_HOME" in stack_environment else None
+    overrides = {"home": Path(home)} if home else {}
+    offset = stack_environment.get("HEARTH_PORT_OFFSET")
+    if offset is not None:
+        overrides["port_offset"] = int(offset)
+    return load_settings(**overrides)

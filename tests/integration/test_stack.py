@@ -1,0 +1,185 @@
+"""The stack as a user runs it: `hearth up/down/status`, supervision, persistence, isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import hvac
+import httpx
+import nats
+import psutil
+import pytest
+
+from shared.settings import SERVICES, HearthSettings
+from tests.integration.conftest import hearth_cli, stack_env
+
+pytestmark = pytest.mark.integration
+
+INFRA = ("nats", "postgres", "openbao", "temporal", "triton")
+
+
+def status_json(env: dict[str, str]) -> dict[str, object]:
+    result = hearth_cli(env, "status", "--json", check=False)
+    return json.loads(result.stdout)
+
+
+def test_every_component_is_healthy_in_status_and_health_endpoint(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+    report = status_json(stack_environment)
+    components = {c["name"]: c for c in report["components"]}  # type: ignore[union-attr]
+    assert set(components) == {*INFRA, *SERVICES}
+    for name, comp in components.items():
+        assert comp["status"] == "ok", (name, comp)
+        assert comp["state"] == "RUNNING" and comp["pid"], (name, comp)
+        assert comp["version"], (name, comp)
+    assert report["healthy"] is True
+
+    resp = httpx.get(f"{stack.gateway_url}/v1/health", timeout=15)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["status"] == "ok"
+    by_name = {c["name"]: c for c in body["components"]}
+    assert set(by_name) == {*INFRA, *SERVICES}
+    assert by_name["postgres"]["extra"]["extensions"].keys() >= {"vector", "pg_trgm"}
+    assert all(c["latency_ms"] is not None for c in body["components"])
+
+
+def test_status_table_is_readable(stack_environment: dict[str, str]) -> None:
+    result = hearth_cli(stack_environment, "status")
+    for name in (*INFRA, *SERVICES):
+        assert name in result.stdout
+
+
+def test_unknown_route_is_a_problem_document(stack: HearthSettings) -> None:
+    resp = httpx.get(f"{stack.gateway_url}/v1/does-not-exist", timeout=5)
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["status"] == 404
+
+
+def test_openapi_and_asyncapi_are_published(stack: HearthSettings) -> None:
+    openapi = httpx.get(f"{stack.gateway_url}/schema/openapi.json", timeout=5).json()
+    assert "/v1/health" in openapi["paths"]
+    asyncapi = httpx.get(f"{stack.gateway_url}/schema/asyncapi.json", timeout=5).json()
+    assert asyncapi["asyncapi"].startswith("3.")
+    assert any("hearth.ingest.document.v1" in json.dumps(ch) for ch in asyncapi["channels"].values())
+
+
+def test_a_killed_service_is_restarted_and_answers_again(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+    before = {c["name"]: c for c in status_json(stack_environment)["components"]}  # type: ignore[union-attr]
+    old_pid = before["ocr"]["pid"]
+    os.kill(int(old_pid), signal.SIGKILL)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = {c["name"]: c for c in status_json(stack_environment)["components"]}  # type: ignore[union-attr]
+        if now["ocr"]["pid"] not in (None, old_pid) and now["ocr"]["status"] == "ok":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"ocr was not restarted within 60s: {now['ocr']}")
+
+
+def test_triton_admin_apis_need_the_gateway_key(stack: HearthSettings) -> None:
+    url = f"{stack.triton_http_url}/v2/repository/index"
+    refused = httpx.post(url, timeout=5)
+    assert refused.status_code != 200
+    assert "restricted" in refused.text.lower()
+    key = stack.read_secret("triton-admin-key")
+    allowed = httpx.post(url, headers={"hearth-admin": key}, timeout=5)
+    assert allowed.status_code == 200
+
+
+def test_nothing_listens_beyond_loopback(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+    pids = {c["pid"] for c in status_json(stack_environment)["components"] if c["pid"]}  # type: ignore[union-attr]
+    family = set()
+    for pid in pids:
+        proc = psutil.Process(int(pid))  # type: ignore[arg-type]
+        for p in [proc, *proc.children(recursive=True)]:
+            for conn in p.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    family.add((p.pid, conn.laddr.ip, conn.laddr.port))
+    assert family, "no listening sockets found"
+    exposed = [f for f in family if f[1] not in ("127.0.0.1", "::1")]
+    assert not exposed, exposed
+
+
+def test_second_up_reports_the_running_stack(stack_environment: dict[str, str]) -> None:
+    result = hearth_cli(stack_environment, "up")
+    assert "already running" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_port_in_use_is_named_with_its_fix(stack: HearthSettings, tmp_path: Path) -> None:
+    # A second stack in another state dir on the same ports: refused before anything starts.
+    env = stack_env(tmp_path / "second", offset=stack.nats_port - 4222)
+    result = hearth_cli(env, "up", check=False)
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "is in use" in out and "HEARTH_PORT_OFFSET" in out
+    assert "Traceback" not in out
+
+
+def test_missing_triton_environment_says_run_make_setup(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "h", offset=41000)
+    env["HEARTH_TRITON_VENV"] = str(tmp_path / "no-such-venv")
+    result = hearth_cli(env, "up", check=False)
+    assert result.returncode == 1
+    assert "make setup" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_corrupt_state_dir_is_refused_with_a_fix(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    (home / "data" / "openbao" / "raft").mkdir(parents=True)
+    result = hearth_cli(stack_env(home, offset=42000), "up", check=False)
+    assert result.returncode == 1
+    assert "unseal key" in result.stderr and "Restore" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+async def test_down_then_up_keeps_messages_rows_and_keys(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+    if os.environ.get("HEARTH_TEST_STACK") == "external":
+        pytest.skip("would restart an external stack")
+    tag = uuid.uuid4().hex[:12]
+    stream, subject = f"T_{tag}", f"test.{tag}.kept"
+    root_token = json.loads(stack.secret_path("openbao-init.json").read_text())["root_token"]
+
+    nc = await nats.connect(stack.nats_url)
+    js = nc.jetstream()
+    await js.add_stream(name=stream, subjects=[f"test.{tag}.>"])
+    ack = await js.publish(subject, b"kept across restarts", headers={"Nats-Msg-Id": tag})
+    await nc.close()
+
+    dsn = stack.postgres_dsn(driver="postgresql")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f"CREATE TABLE t_{tag} (v text)")
+    await conn.execute(f"INSERT INTO t_{tag} VALUES ('kept')")
+    await conn.close()
+
+    vault = hvac.Client(url=stack.openbao_url, token=root_token)
+    vault.secrets.transit.create_key(name=f"k-{tag}")
+    ciphertext = vault.secrets.transit.encrypt_data(name=f"k-{tag}", plaintext="a2VwdA==")["data"]["ciphertext"]
+
+    hearth_cli(stack_environment, "down", timeout=180)
+    assert status_json(stack_environment)["healthy"] is False
+    hearth_cli(stack_environment, "up", timeout=300)
+
+    nc = await nats.connect(stack.nats_url)
+    msg = await nc.jetstream().get_msg(stream, ack.seq)
+    assert msg.data == b"kept across restarts"
+    await nc.jetstream().delete_stream(stream)
+    await nc.close()
+
+    conn = await asyncpg.connect(dsn)
+    assert await conn.fetchval(f"SELECT v FROM t_{tag}") == "kept"
+    await conn.execute(f"DROP TABLE t_{tag}")
+    await conn.close()
+
+    vault = hvac.Client(url=stack.openbao_url, token=root_token)
+    plaintext = vault.secrets.transit.decrypt_data(name=f"k-{tag}", ciphertext=ciphertext)["data"]["plaintext"]
+    assert plaintext == "a2VwdA=="
