@@ -107,11 +107,11 @@ async def probe_postgres(settings: HearthSettings, timeout: float = 3.0) -> Comp
     """PostgreSQL is healthy when the service role can log in and run a query."""
     import asyncpg
 
-    url = f"postgresql://{settings.bind_host}:{settings.postgres_port}/{settings.postgres_db}"
+    url = f"postgresql://{settings.postgres_client_host}:{settings.postgres_port}/{settings.postgres_db}"
 
     async def check() -> ComponentHealth:
         conn = await asyncpg.connect(
-            host=settings.bind_host,
+            host=settings.postgres_client_host,
             port=settings.postgres_port,
             user=settings.postgres_user,
             password=settings.read_secret("postgres-password"),

@@ -66,6 +66,15 @@ class HearthSettings(BaseSettings):
     triton_metrics_port: int = Field(8002, description="Triton Prometheus metrics port.")
     gateway_port: int = Field(8080, description="Gateway REST API port.")
 
+    # Where clients find each component; unset means bind_host (the single box). In compose they
+    # are the service names (nats, temporal, openbao, postgres, triton, gateway).
+    nats_host: str | None = Field(None, description="Host of NATS for clients; default bind_host.")
+    temporal_host: str | None = Field(None, description="Host of Temporal for clients; default bind_host.")
+    openbao_host: str | None = Field(None, description="Host of OpenBao for clients; default bind_host.")
+    postgres_host: str | None = Field(None, description="Host of PostgreSQL for clients; default bind_host.")
+    triton_host: str | None = Field(None, description="Host of Triton for the gateway; default bind_host.")
+    gateway_host: str | None = Field(None, description="Host of the gateway for clients; default bind_host.")
+
     temporal_namespace: str = Field("default", description="Temporal namespace the services use.")
     postgres_db: str = Field("hearth", description="PostgreSQL database of the platform.")
     postgres_user: str = Field("hearth", description="PostgreSQL role the services use.")
@@ -119,48 +128,62 @@ class HearthSettings(BaseSettings):
             raise SettingsError(f"secret {path} is missing: run `hearth up` to initialise the stack") from None
 
     # ---- derived addresses -------------------------------------------------------------------
+    def _client_host(self, host: str | None) -> str:
+        if host:
+            return host
+        # A wildcard bind address is not something a client can connect to.
+        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else ("::1" if self.bind_host == "::" else self.bind_host)  # noqa: S104
+
     @property
     def nats_url(self) -> str:
-        return f"nats://{self.bind_host}:{self.nats_port}"
+        return f"nats://{self._client_host(self.nats_host)}:{self.nats_port}"
 
     @property
     def nats_monitor_url(self) -> str:
-        return f"http://{self.bind_host}:{self.nats_monitor_port}"
+        return f"http://{self._client_host(self.nats_host)}:{self.nats_monitor_port}"
 
     @property
     def temporal_address(self) -> str:
-        return f"{self.bind_host}:{self.temporal_port}"
+        return f"{self._client_host(self.temporal_host)}:{self.temporal_port}"
 
     @property
     def temporal_ui_url(self) -> str:
-        return f"http://{self.bind_host}:{self.temporal_ui_port}"
+        return f"http://{self._client_host(self.temporal_host)}:{self.temporal_ui_port}"
 
     @property
     def openbao_url(self) -> str:
-        return f"http://{self.bind_host}:{self.openbao_port}"
+        return f"http://{self._client_host(self.openbao_host)}:{self.openbao_port}"
 
     @property
     def triton_http_url(self) -> str:
-        return f"http://{self.bind_host}:{self.triton_http_port}"
+        return f"http://{self._client_host(self.triton_host)}:{self.triton_http_port}"
 
     @property
     def triton_grpc_address(self) -> str:
-        return f"{self.bind_host}:{self.triton_grpc_port}"
+        return f"{self._client_host(self.triton_host)}:{self.triton_grpc_port}"
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.bind_host}:{self.gateway_port}"
+        return f"http://{self._client_host(self.gateway_host)}:{self.gateway_port}"
+
+    @property
+    def postgres_client_host(self) -> str:
+        return self._client_host(self.postgres_host)
 
     def postgres_dsn(self, *, driver: str = "postgresql+asyncpg", password: str | None = None) -> str:
         """DSN of the platform database for the service role (password from the secrets dir)."""
         pw = password if password is not None else self.read_secret("postgres-password")
-        return f"{driver}://{self.postgres_user}:{pw}@{self.bind_host}:{self.postgres_port}/{self.postgres_db}"
+        return f"{driver}://{self.postgres_user}:{pw}@{self.postgres_client_host}:{self.postgres_port}/{self.postgres_db}"
 
     def child_environment(self) -> dict[str, str]:
         """The ``HEARTH_*`` variables that make a child process see these same settings."""
         env: dict[str, Any] = {"HEARTH_HOME": str(self.home), "HEARTH_BIND_HOST": self.bind_host}
         for name in _PORT_FIELDS:
             env[f"HEARTH_{name.upper()}"] = str(getattr(self, name))
+        for name in ("nats_host", "temporal_host", "openbao_host", "postgres_host", "triton_host", "gateway_host"):
+            value = getattr(self, name)
+            if value:
+                env[f"HEARTH_{name.upper()}"] = value
         env["HEARTH_PORT_OFFSET"] = "0"  # ports above are final already
         env["HEARTH_ENVIRONMENT"] = self.environment
         env["HEARTH_LOG_LEVEL"] = self.log_level
