@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from typing import Annotated
 
 import typer
@@ -19,7 +20,8 @@ from shared.launcher.supervisor import SupervisorError, log_path
 from shared.settings import SERVICES, HearthSettings, SettingsError, load_settings
 
 app = typer.Typer(help="Hearth: the on-premise AI platform. Manage the local stack.", no_args_is_help=True)
-console = Console()
+# When piped (scripts, CI logs) rich would squeeze the table into 80 columns and cut names.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 

@@ -23,7 +23,7 @@ from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
 
 from shared.bus import Bus
-from shared.capabilities import CapabilityRegistry, ServiceHealth
+from shared.capabilities import CapabilityRegistry, ServiceHealth, service_broker
 from shared.logging import configure_logging
 from shared.settings import HearthSettings, get_settings
 from shared.tracing import setup_tracing
@@ -50,11 +50,14 @@ Hook = Callable[[ServiceContext, AsyncExitStack], Awaitable[None]]
 
 
 async def _health(ctx: ServiceContext, worker: Worker | None) -> ServiceHealth:
-    details: dict[str, Any] = {
-        "nats": "connected" if ctx.broker.connection.is_connected else "disconnected",
-        "temporal_worker": "running" if worker is not None and worker.is_running else "stopped",
-    }
-    status = "ok" if details["nats"] == "connected" and details["temporal_worker"] == "running" else "degraded"
+    details: dict[str, Any] = {"nats": "connected" if ctx.broker.connection.is_connected else "disconnected"}
+    status = "ok" if details["nats"] == "connected" else "degraded"
+    if worker is None:
+        details["temporal_worker"] = "none (no activities yet)"
+    else:
+        details["temporal_worker"] = "running" if worker.is_running else "stopped"
+        if not worker.is_running:
+            status = "degraded"
     for name, check in ctx.checks.items():
         ok, detail = await check()
         details[name] = detail
@@ -81,7 +84,7 @@ async def serve(registry: CapabilityRegistry, *, on_start: Hook | None = None, s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    broker = NatsBroker(settings.nats_url, name=f"hearth-{name}", max_reconnect_attempts=-1)
+    broker = service_broker(settings, name=f"hearth-{name}")
     worker: Worker | None = None
     async with AsyncExitStack() as stack:
         temporal = await TemporalClient.connect(settings.temporal_address, namespace=settings.temporal_namespace)
@@ -94,25 +97,30 @@ async def serve(registry: CapabilityRegistry, *, on_start: Hook | None = None, s
         registry.nats_subscribers(broker)
         await broker.start()
         stack.push_async_callback(broker.stop)
-        bus = await Bus.from_client(broker.connection, settings)
+        bus = Bus.from_client(broker.connection, settings=settings)
         ctx = ServiceContext(name=name, settings=settings, broker=broker, bus=bus, temporal=temporal)
         ctx_holder["ctx"] = ctx
-        worker = Worker(temporal, task_queue=registry.task_queue, activities=registry.activities())
-        worker_task = asyncio.create_task(worker.run(), name=f"{name}-temporal-worker")
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
+        activities = registry.activities()
+        if activities:
+            worker = Worker(temporal, task_queue=registry.task_queue, activities=activities)
+            running = worker
+            worker_task = asyncio.create_task(running.run(), name=f"{name}-temporal-worker")
+            waiters.append(worker_task)
 
-        async def _stop_worker() -> None:
-            await worker.shutdown()
-            await asyncio.gather(worker_task, return_exceptions=True)
+            async def _stop_worker() -> None:
+                await running.shutdown()
+                await asyncio.gather(worker_task, return_exceptions=True)
 
-        stack.push_async_callback(_stop_worker)
+            stack.push_async_callback(_stop_worker)
         if on_start is not None:
             await on_start(ctx, stack)
         log.info("service started", service=name, task_queue=registry.task_queue, pid=os.getpid())
-        done, _ = await asyncio.wait(
-            [asyncio.create_task(stop.wait()), worker_task], return_when=asyncio.FIRST_COMPLETED
-        )
-        if worker_task in done and worker_task.exception() is not None:
-            log.error("temporal worker stopped", error=str(worker_task.exception()))
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not waiters[0] and t.exception() is not None]
+        if failed:
+            # Exit non-zero so supervisor restarts the process with back-off.
+            log.error("temporal worker stopped", error=str(failed[0].exception()))
             raise SystemExit(1)
         log.info("service stopping", service=name)
     log.info("service stopped", service=name)

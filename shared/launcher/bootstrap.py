@@ -156,7 +156,10 @@ def prepare_postgres(settings: HearthSettings) -> None:
             capture_output=True,
             text=True,
             check=False,
-            user=POSTGRES_OS_USER if owner else None,
+            # user= alone keeps root's groups, and group bits then deny traversal of 0701 dirs.
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
             cwd="/",
         )
         if result.returncode != 0:

@@ -214,18 +214,20 @@ async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
 def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
     """Start (or complete) the stack and wait until every component is healthy; returns seconds."""
     started = time.monotonic()
+    sup = Supervisor(settings)
+    running = sup.daemon_pid()
     try:
-        build_components(settings)  # fails fast on a missing binary, before touching the state dir
+        # Preflight before touching the state dir: binaries, then (first start) free ports.
+        components = build_components(settings)
+        if running is None:
+            check_ports(settings, components)
         bootstrap.prepare_state(settings)
         components = build_components(settings)  # again: now with the secrets it references
     except (MissingBinary, bootstrap.StateError, SettingsError) as exc:
         raise LaunchError(str(exc)) from None
     except PermissionError as exc:
         raise LaunchError(f"cannot write the state directory {settings.home}: {exc}. Set HEARTH_HOME to a writable path.") from None
-    sup = Supervisor(settings)
-    running = sup.daemon_pid()
     if running is None:
-        check_ports(settings, components)
         _render(settings, components)
         sup.start_daemon()
         report(f"supervisord started (state dir {settings.home})")
@@ -299,7 +301,7 @@ def status(settings: HearthSettings) -> list[ComponentStatus]:
     for comp in components:
         info = infos.get(comp.name)
         h = health.get(comp.name) or ComponentHealth(name=comp.name, status="down", detail="not running")
-        if h.url is None:
+        if h.url is None or comp.name == "gateway":
             h.url = comp.url
         out.append(
             ComponentStatus(

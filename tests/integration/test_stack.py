@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -22,6 +23,12 @@ from tests.integration.conftest import hearth_cli, stack_env
 pytestmark = pytest.mark.integration
 
 INFRA = ("nats", "postgres", "openbao", "temporal", "triton")
+
+
+def _is_loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)  # Triton's gRPC listens on ::ffff:127.0.0.1
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def status_json(env: dict[str, str]) -> dict[str, object]:
@@ -103,7 +110,7 @@ def test_nothing_listens_beyond_loopback(stack: HearthSettings, stack_environmen
                 if conn.status == psutil.CONN_LISTEN:
                     family.add((p.pid, conn.laddr.ip, conn.laddr.port))
     assert family, "no listening sockets found"
-    exposed = [f for f in family if f[1] not in ("127.0.0.1", "::1")]
+    exposed = [f for f in family if not _is_loopback(f[1])]
     assert not exposed, exposed
 
 
