@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.launcher import stack
+from shared.logging import configure_logging
 from shared.launcher.supervisor import SupervisorError, log_path
 from shared.settings import SERVICES, HearthSettings, SettingsError, load_settings
 
@@ -26,6 +27,8 @@ err = Console(stderr=True)
 
 
 def _settings() -> HearthSettings:
+    # The CLI speaks to the user through its own messages; library logs only when they warn.
+    configure_logging("hearth-cli", "WARNING", json=False)
     try:
         return load_settings()
     except SettingsError as exc:

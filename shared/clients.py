@@ -16,9 +16,20 @@ from shared.settings import HearthSettings
 
 
 async def temporal_client(settings: HearthSettings) -> TemporalClient:
-    """A Temporal client on the platform namespace."""
+    """A Temporal client on the platform namespace: pydantic payloads, trace context in headers.
+
+    Workers built on this client inherit both, so activities receive typed models.
+    """
+    from shared.capabilities import DATA_CONVERTER
+    from shared.tracing import temporal_tracing_interceptor
+
     try:
-        return await TemporalClient.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        return await TemporalClient.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=DATA_CONVERTER,
+            interceptors=[temporal_tracing_interceptor()],
+        )
     except RuntimeError as exc:
         raise Unavailable(f"Temporal at {settings.temporal_address} is unreachable: {exc}") from exc
 

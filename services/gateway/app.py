@@ -16,10 +16,10 @@ from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.service import HealthService
 from shared.asyncapi import asyncapi_document
 from shared.capabilities import CapabilityRegistry
-from shared.runtime import VERSION, ServiceContext, run
+from shared.runtime import ServiceContext, run
 
 
-def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any]) -> Litestar:
+def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], version: str = "0.1.0") -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
     return Litestar(
         route_handlers=[HealthController, asyncapi],
@@ -27,7 +27,7 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any]) -> L
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Hearth API",
-            version=VERSION,
+            version=version,
             description="On-premise AI platform. Errors are RFC 9457 problem details.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
@@ -37,7 +37,7 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any]) -> L
 
 
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
-    app = create_app(HealthService(ctx.settings, ctx.broker.connection), asyncapi_document())
+    app = create_app(HealthService(ctx.settings, ctx.bus.nc), asyncapi_document())
     config = uvicorn.Config(
         app,
         host=ctx.settings.bind_host,

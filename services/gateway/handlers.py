@@ -19,18 +19,17 @@ class HealthController(Controller):
         summary="Health of every component",
         description="Probes NATS, Temporal, OpenBao, PostgreSQL and Triton directly and asks every service over "
         "NATS. 200 when ok or degraded (a service is down), 503 when infrastructure is down. Open without a key.",
-        sync_to_thread=False,
     )
     async def health(self, health_service: HealthService) -> Response[HealthReport]:
         report = await health_service.report()
         return Response(report, status_code=503 if report.status == "down" else 200)
 
-    @get("/live", summary="Liveness of the gateway process", sync_to_thread=False)
+    @get("/live", summary="Liveness of the gateway process")
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
 
-@get("/schema/asyncapi.json", summary="AsyncAPI document of every NATS subject", tags=["schema"], sync_to_thread=False)
+@get("/schema/asyncapi.json", summary="AsyncAPI document of every NATS subject", tags=["schema"])
 async def asyncapi(asyncapi_document: dict[str, Any]) -> dict[str, Any]:
     return asyncapi_document
 
