@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def hearth(env: dict[str, str], *args: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         print(result.stdout, result.stderr, file=sys.stderr)
@@ -38,7 +40,9 @@ def main() -> None:
             down = hearth(env, "down")
             second = hearth(env, "up")
         finally:
-            subprocess.run([sys.executable, "-m", "shared.cli", "down"], cwd=REPO, env=env, capture_output=True, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "shared.cli", "down"], cwd=REPO, env=env, capture_output=True, check=False
+            )
     cores = os.cpu_count()
     print(f"hearth up, first start (empty state dir): {first:6.1f} s   (target < 60 s, {cores} cores)")
     print(f"hearth down:                               {down:6.1f} s")

@@ -143,7 +143,7 @@ class Bus:
         *,
         headers: Mapping[str, str] | None = None,
         subject: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - nats-py enforces it on the ack wait
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> api.PubAck:
         """Publish an event to JetStream and wait for the stream's ack.
 
@@ -178,7 +178,7 @@ class Bus:
         msg_id: str,
         stream: str,
         headers: Mapping[str, str] | None = None,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - see publish
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> api.PubAck:
         # No producer span: the publisher's current span (a handler, a capability, a request) is
         # what the consumer's span hangs under; a span per publish costs ~20 us here.
@@ -255,7 +255,7 @@ class Bus:
         self,
         subject: str,
         payload: bytes,
-        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - nats-py enforces it on the reply wait
+        timeout: float = DEFAULT_TIMEOUT,
         *,
         headers: dict[str, str] | None = None,
     ) -> Msg:
@@ -274,7 +274,7 @@ async def request(
     nc: Client,
     subject: str,
     payload: bytes,
-    timeout: float,  # noqa: ASYNC109 - nats-py enforces it on the reply wait
+    timeout: float,
     *,
     headers: dict[str, str] | None = None,
 ) -> Msg:

@@ -458,7 +458,7 @@ async def call_capability(
     name: str,
     inp: BaseModel,
     result_type: type[ResultT],
-    timeout: float = 30.0,  # noqa: ASYNC109 - nats-py enforces it on the reply wait
+    timeout: float = 30.0,
     *,
     headers: Mapping[str, str] | None = None,
 ) -> ResultT:

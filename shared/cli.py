@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.launcher import stack
-from shared.logging import configure_logging
 from shared.launcher.supervisor import SupervisorError, log_path
+from shared.logging import configure_logging
 from shared.settings import SERVICES, HearthSettings, SettingsError, load_settings
 
 app = typer.Typer(help="Hearth: the on-premise AI platform. Manage the local stack.", no_args_is_help=True)
@@ -89,7 +89,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         return
     healthy = all(r.health.status == "ok" for r in rows)
     if as_json:
-        print(json.dumps({"healthy": healthy, "home": str(settings.home), "components": [r.to_dict() for r in rows]}, indent=2))
+        print(
+            json.dumps(
+                {"healthy": healthy, "home": str(settings.home), "components": [r.to_dict() for r in rows]}, indent=2
+            )
+        )
     else:
         table = Table(title=f"Hearth ({settings.home})")
         for col in ("component", "health", "version", "url", "pid", "uptime", "state", "detail"):

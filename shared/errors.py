@@ -96,13 +96,21 @@ class PermanentFailure(HearthError):
 
 _BY_KIND: dict[str, type[HearthError]] = {
     cls.__name__: cls
-    for cls in (HearthError, InvalidInput, NotFound, Forbidden, Unauthorized, Conflict, TooLarge, Unavailable,
-                PermanentFailure)
+    for cls in (
+        HearthError,
+        InvalidInput,
+        NotFound,
+        Forbidden,
+        Unauthorized,
+        Conflict,
+        TooLarge,
+        Unavailable,
+        PermanentFailure,
+    )
 }
 
 
 def error_from_dict(data: dict[str, Any]) -> HearthError:
     """Rebuild an error sent by another process (see ``HearthError.to_dict``)."""
     cls = _BY_KIND.get(str(data.get("kind")), HearthError)
-    err = cls(str(data.get("detail", "unknown error")), code=data.get("code"), extra=data.get("extra"))
-    return err
+    return cls(str(data.get("detail", "unknown error")), code=data.get("code"), extra=data.get("extra"))

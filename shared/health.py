@@ -40,7 +40,9 @@ class ComponentHealth(BaseModel):
 Probe = Callable[[HearthSettings], Awaitable[ComponentHealth]]
 
 
-async def _timed(name: str, url: str, timeout: float, check: Callable[[], Awaitable[ComponentHealth]]) -> ComponentHealth:
+async def _timed(
+    name: str, url: str, timeout: float, check: Callable[[], Awaitable[ComponentHealth]]
+) -> ComponentHealth:
     started = time.perf_counter()
     try:
         result = await asyncio.wait_for(check(), timeout)
@@ -189,7 +191,9 @@ async def probe_service(nc: NatsClient, name: str, timeout: float = 3.0) -> Comp
     )
 
 
-async def probe_services(settings: HearthSettings, names: list[str], timeout: float = 3.0) -> dict[str, ComponentHealth]:
+async def probe_services(
+    settings: HearthSettings, names: list[str], timeout: float = 3.0
+) -> dict[str, ComponentHealth]:
     """Health of several services, asked over one short-lived NATS connection."""
     import nats
 

@@ -128,7 +128,7 @@ async def serve(
 
         async def _unsubscribe() -> None:
             for sub in subscriptions:
-                await sub.drain()
+                await sub.drain()  # type: ignore[no-untyped-call]
 
         stack.push_async_callback(_unsubscribe)
         log.info("service started", service=name, task_queue=registry.task_queue, pid=os.getpid())

@@ -42,9 +42,7 @@ class SettingsError(RuntimeError):
 class HearthSettings(BaseSettings):
     """Ports, paths and limits of one Hearth stack."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="HEARTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="HEARTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     home: Path = Field(REPO_ROOT / "var", description="State directory: data, logs, secrets, runtime files.")
     bind_host: str = Field("127.0.0.1", description="Address every component listens on.")
@@ -132,7 +130,8 @@ class HearthSettings(BaseSettings):
         if host:
             return host
         # A wildcard bind address is not something a client can connect to.
-        return "127.0.0.1" if self.bind_host in ("0.0.0.0", "") else ("::1" if self.bind_host == "::" else self.bind_host)  # noqa: S104
+        wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 - mapping, not binding
+        return wildcard.get(self.bind_host, self.bind_host)
 
     @property
     def nats_url(self) -> str:
@@ -173,7 +172,9 @@ class HearthSettings(BaseSettings):
     def postgres_dsn(self, *, driver: str = "postgresql+asyncpg", password: str | None = None) -> str:
         """DSN of the platform database for the service role (password from the secrets dir)."""
         pw = password if password is not None else self.read_secret("postgres-password")
-        return f"{driver}://{self.postgres_user}:{pw}@{self.postgres_client_host}:{self.postgres_port}/{self.postgres_db}"
+        return (
+            f"{driver}://{self.postgres_user}:{pw}@{self.postgres_client_host}:{self.postgres_port}/{self.postgres_db}"
+        )
 
     def child_environment(self) -> dict[str, str]:
         """The ``HEARTH_*`` variables that make a child process see these same settings."""

@@ -110,6 +110,6 @@ def temporal_tracing_interceptor() -> TracingInterceptor:
     Pass it in ``interceptors=[...]`` of ``temporalio.client.Client.connect`` (it then applies to
     the client and to workers built on that client).
     """
-    from temporalio.contrib.opentelemetry import TracingInterceptor  # noqa: PLC0415 - heavy import, only for Temporal users
+    from temporalio.contrib.opentelemetry import TracingInterceptor
 
     return TracingInterceptor()

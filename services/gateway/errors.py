@@ -15,7 +15,9 @@ PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("gateway.errors")
 
 
-def _problem(request: Request[Any, Any, Any], status: int, title: str, detail: str, code: str, **extra: Any) -> Response[dict[str, Any]]:
+def _problem(
+    request: Request[Any, Any, Any], status: int, title: str, detail: str, code: str, **extra: Any
+) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": f"https://hearth.dev/problems/{code}",
         "title": title,
@@ -32,9 +34,7 @@ def hearth_error_handler(request: Request[Any, Any, Any], exc: HearthError) -> R
 
 
 def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
-    return _problem(
-        request, exc.status_code, "Invalid request", exc.detail, "invalid-request", errors=exc.extra or []
-    )
+    return _problem(request, exc.status_code, "Invalid request", exc.detail, "invalid-request", errors=exc.extra or [])
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -48,7 +48,10 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
     # Only the unexpected gets a stack trace in the log; the client never sees one.
     log.exception("unhandled error", path=request.url.path)
     return _problem(
-        request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal error", "an unexpected error occurred; see the gateway log",
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "an unexpected error occurred; see the gateway log",
         "internal-error",
     )
 

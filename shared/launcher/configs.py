@@ -80,9 +80,9 @@ def _supervisor_env(env: dict[str, str]) -> str:
 
 def _supervisor_command(command: list[str]) -> str:
     out = []
-    for arg in command:
-        arg = arg.replace("%", "%%")
-        out.append(json.dumps(arg) if any(c in arg for c in ' "\'') else arg)
+    for raw in command:
+        arg = raw.replace("%", "%%")
+        out.append(json.dumps(arg) if any(c in arg for c in " \"'") else arg)
     return " ".join(out)
 
 

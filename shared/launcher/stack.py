@@ -155,7 +155,9 @@ async def _wait_ready(
         if time.monotonic() > deadline:
             name = pending[0]
             raise LaunchError(
-                _failure_message(settings, name, f"not healthy after {timeout:.0f}s ({last[name].detail})", sup.info(name))
+                _failure_message(
+                    settings, name, f"not healthy after {timeout:.0f}s ({last[name].detail})", sup.info(name)
+                )
             )
         await asyncio.sleep(0.25)
     return last
@@ -171,7 +173,9 @@ def _failure_message(settings: HearthSettings, name: str, cause: str, info: Proc
     return f"{name} failed to start: {cause}{state}.\n  Log: {path}{tail}\n  Fix the cause, then run `hearth up` again."
 
 
-async def _probe_infra(settings: HearthSettings, names: list[str], *, before_bootstrap: bool) -> dict[str, ComponentHealth]:
+async def _probe_infra(
+    settings: HearthSettings, names: list[str], *, before_bootstrap: bool
+) -> dict[str, ComponentHealth]:
     async def one(name: str) -> ComponentHealth:
         if before_bootstrap and name == "openbao":
             return await _probe_openbao_listening(settings)
@@ -202,12 +206,15 @@ async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
 
     try:
         conn = await asyncpg.connect(
-            host=str(postgres_socket_dir(settings)), port=settings.postgres_port, user="postgres",
-            database="postgres", timeout=2,
+            host=str(postgres_socket_dir(settings)),
+            port=settings.postgres_port,
+            user="postgres",
+            database="postgres",
+            timeout=2,
         )
         await conn.close()
         return ComponentHealth(name="postgres", status="ok")
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return ComponentHealth(name="postgres", status="down", detail=str(exc) or type(exc).__name__)
 
 
@@ -226,7 +233,9 @@ def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
     except (MissingBinary, bootstrap.StateError, SettingsError) as exc:
         raise LaunchError(str(exc)) from None
     except PermissionError as exc:
-        raise LaunchError(f"cannot write the state directory {settings.home}: {exc}. Set HEARTH_HOME to a writable path.") from None
+        raise LaunchError(
+            f"cannot write the state directory {settings.home}: {exc}. Set HEARTH_HOME to a writable path."
+        ) from None
     if running is None:
         _render(settings, components)
         sup.start_daemon()
@@ -260,7 +269,9 @@ async def _start_tiers(
     await _wait_ready(
         sup, settings, infra, lambda n: _probe_infra(settings, n, before_bootstrap=False), settings.startup_timeout_s
     )
-    report(f"bootstrap done: OpenBao unsealed, database migrated, streams provisioned ({time.monotonic() - started:.1f}s)")
+    report(
+        f"bootstrap done: OpenBao unsealed, database migrated, streams provisioned ({time.monotonic() - started:.1f}s)"
+    )
     for name in services:
         sup.start(name)
     await _wait_ready(sup, settings, services, lambda n: probe_services(settings, n), settings.startup_timeout_s)

@@ -6,6 +6,7 @@ only renders its config, starts the daemon and asks it to start or stop programs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -85,7 +86,9 @@ class Supervisor:
             if pid:
                 return pid
             time.sleep(0.1)
-        raise SupervisorError(f"supervisord did not answer on {self.socket}; see {self.settings.log_dir}/supervisord.log")
+        raise SupervisorError(
+            f"supervisord did not answer on {self.socket}; see {self.settings.log_dir}/supervisord.log"
+        )
 
     def reload_config(self) -> None:
         """Make a running supervisord pick up a re-rendered config (programs added/changed)."""
@@ -126,10 +129,8 @@ class Supervisor:
         pid = self.daemon_pid()
         if pid is None:
             return
-        try:
+        with contextlib.suppress(OSError, xmlrpc.client.Fault):
             self._rpc().supervisor.shutdown()
-        except (OSError, xmlrpc.client.Fault):
-            pass
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

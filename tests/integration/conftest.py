@@ -20,7 +20,9 @@ from shared.settings import REPO_ROOT, HearthSettings, load_settings
 TEST_PORT_OFFSET = int(os.environ.get("HEARTH_TEST_PORT_OFFSET", "20000"))
 
 
-def hearth_cli(env: dict[str, str], *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+def hearth_cli(
+    env: dict[str, str], *args: str, timeout: float = 300, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``hearth`` CLI (``python -m shared.cli``) against the test stack."""
     result = subprocess.run(
         [sys.executable, "-m", "shared.cli", *args],
@@ -63,8 +65,8 @@ def stack_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 @pytest.fixture(scope="session")
 def stack(stack_environment: dict[str, str]) -> HearthSettings:
     """Settings of the running test stack (real NATS, Temporal, OpenBao, PostgreSQL, Triton, services)."""
-    home = stack_environment["HEARTH_HOME"] if "HEARTH_HOME" in stack_environment else None
-    overrides = {"home": Path(home)} if home else {}
+    home = stack_environment.get("HEARTH_HOME")
+    overrides: dict[str, object] = {"home": Path(home)} if home else {}
     offset = stack_environment.get("HEARTH_PORT_OFFSET")
     if offset is not None:
         overrides["port_offset"] = int(offset)

@@ -33,7 +33,9 @@ async def test_postgres_engine_runs_as_the_service_role(stack: HearthSettings) -
         async with engine.connect() as conn:
             user = (await conn.execute(text("SELECT current_user"))).scalar_one()
             revision = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
-            superuser = (await conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))).scalar_one()
+            superuser = (
+                await conn.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
+            ).scalar_one()
     finally:
         await engine.dispose()
     assert user == stack.postgres_user

@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-import hvac
 import httpx
+import hvac
 import nats
 import psutil
 import pytest
@@ -36,13 +36,16 @@ def status_json(env: dict[str, str]) -> dict[str, object]:
     return json.loads(result.stdout)
 
 
-def test_every_component_is_healthy_in_status_and_health_endpoint(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+def test_every_component_is_healthy_in_status_and_health_endpoint(
+    stack: HearthSettings, stack_environment: dict[str, str]
+) -> None:
     report = status_json(stack_environment)
     components = {c["name"]: c for c in report["components"]}  # type: ignore[union-attr]
     assert set(components) == {*INFRA, *SERVICES}
     for name, comp in components.items():
         assert comp["status"] == "ok", (name, comp)
-        assert comp["state"] == "RUNNING" and comp["pid"], (name, comp)
+        assert comp["state"] == "RUNNING", (name, comp)
+        assert comp["pid"], (name, comp)
         assert comp["version"], (name, comp)
     assert report["healthy"] is True
 
@@ -77,7 +80,9 @@ def test_openapi_and_asyncapi_are_published(stack: HearthSettings) -> None:
     assert any("hearth.ingest.document.v1" in json.dumps(ch) for ch in asyncapi["channels"].values())
 
 
-def test_a_killed_service_is_restarted_and_answers_again(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+def test_a_killed_service_is_restarted_and_answers_again(
+    stack: HearthSettings, stack_environment: dict[str, str]
+) -> None:
     before = {c["name"]: c for c in status_json(stack_environment)["components"]}  # type: ignore[union-attr]
     old_pid = before["ocr"]["pid"]
     os.kill(int(old_pid), signal.SIGKILL)  # type: ignore[arg-type]
@@ -126,7 +131,8 @@ def test_a_port_in_use_is_named_with_its_fix(stack: HearthSettings, tmp_path: Pa
     result = hearth_cli(env, "up", check=False)
     assert result.returncode == 1
     out = result.stdout + result.stderr
-    assert "is in use" in out and "HEARTH_PORT_OFFSET" in out
+    assert "is in use" in out
+    assert "HEARTH_PORT_OFFSET" in out
     assert "Traceback" not in out
 
 
@@ -144,12 +150,15 @@ def test_corrupt_state_dir_is_refused_with_a_fix(tmp_path: Path) -> None:
     (home / "data" / "openbao" / "raft").mkdir(parents=True)
     result = hearth_cli(stack_env(home, offset=42000), "up", check=False)
     assert result.returncode == 1
-    assert "unseal key" in result.stderr and "Restore" in result.stderr
+    assert "unseal key" in result.stderr
+    assert "Restore" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
 @pytest.mark.slow
-async def test_down_then_up_keeps_messages_rows_and_keys(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+async def test_down_then_up_keeps_messages_rows_and_keys(
+    stack: HearthSettings, stack_environment: dict[str, str]
+) -> None:
     if os.environ.get("HEARTH_TEST_STACK") == "external":
         pytest.skip("would restart an external stack")
     tag = uuid.uuid4().hex[:12]
@@ -164,8 +173,9 @@ async def test_down_then_up_keeps_messages_rows_and_keys(stack: HearthSettings, 
 
     dsn = stack.postgres_dsn(driver="postgresql")
     conn = await asyncpg.connect(dsn)
-    await conn.execute(f"CREATE TABLE t_{tag} (v text)")
-    await conn.execute(f"INSERT INTO t_{tag} VALUES ('kept')")
+    table = f"t_{tag}"  # a uuid-derived identifier, not user input
+    await conn.execute(f"CREATE TABLE {table} (v text)")
+    await conn.execute(f"INSERT INTO {table} VALUES ('kept')")  # noqa: S608
     await conn.close()
 
     vault = hvac.Client(url=stack.openbao_url, token=root_token)
@@ -183,8 +193,8 @@ async def test_down_then_up_keeps_messages_rows_and_keys(stack: HearthSettings, 
     await nc.close()
 
     conn = await asyncpg.connect(dsn)
-    assert await conn.fetchval(f"SELECT v FROM t_{tag}") == "kept"
-    await conn.execute(f"DROP TABLE t_{tag}")
+    assert await conn.fetchval(f"SELECT v FROM {table}") == "kept"  # noqa: S608
+    await conn.execute(f"DROP TABLE {table}")
     await conn.close()
 
     vault = hvac.Client(url=stack.openbao_url, token=root_token)

@@ -68,7 +68,7 @@ def test_corrupt_postgres_dir_is_refused_with_a_fix(settings: HearthSettings) ->
     pg = settings.data_dir("postgres")
     pg.mkdir(parents=True)
     (pg / "stray").write_text("x")
-    with pytest.raises(bootstrap.StateError, match="PG_VERSION is missing.*remove"):
+    with pytest.raises(bootstrap.StateError, match=r"PG_VERSION is missing.*remove"):
         bootstrap.check_state(settings)
 
 
