@@ -312,12 +312,14 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
 
 
 async def bootstrap_nats(settings: HearthSettings) -> None:
-    """Provision every JetStream stream of the event catalog (idempotent)."""
+    """Provision every JetStream stream of the event catalog and the blob bucket (idempotent)."""
+    from shared.blobstore import BlobStore
     from shared.bus import Bus
 
     bus = await Bus.connect(settings, name="hearth-launcher")
     try:
         await bus.ensure_streams()
+        await BlobStore.create(bus.js, settings)
     finally:
         await bus.close()
 
