@@ -9,7 +9,9 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
@@ -21,8 +23,21 @@ from shared.runtime import ServiceContext, run
 
 def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], version: str = "0.1.0") -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
+    # The API docs UI is served from the gateway's own files: no CDN, so it works air-gapped.
+    assets = "/schema/assets"
+    docs_ui = SwaggerRenderPlugin(
+        js_url=f"{assets}/swagger-ui-bundle.js",
+        css_url=f"{assets}/swagger-ui.css",
+        standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
+        path="/",
+        favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",
+    )
     return Litestar(
-        route_handlers=[HealthController, asyncapi],
+        route_handlers=[
+            HealthController,
+            asyncapi,
+            create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
+        ],
         dependencies=dependencies(health_service, asyncapi_doc),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
@@ -30,7 +45,7 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], vers
             version=version,
             description="On-premise AI platform. Errors are RFC 9457 problem details.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[docs_ui],
         ),
         debug=False,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import os
 import signal
 import time
@@ -75,6 +76,12 @@ def test_unknown_route_is_a_problem_document(stack: HearthSettings) -> None:
 def test_openapi_and_asyncapi_are_published(stack: HearthSettings) -> None:
     openapi = httpx.get(f"{stack.gateway_url}/schema/openapi.json", timeout=5).json()
     assert "/v1/health" in openapi["paths"]
+    # The docs page works air-gapped: every script and style comes from the gateway itself.
+    page = httpx.get(f"{stack.gateway_url}/schema", timeout=5).text
+    assert "swagger-ui-bundle.js" in page
+    assert not re.search(r"""(src|href)=['"]https?://""", page)
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        assert httpx.get(f"{stack.gateway_url}/schema/assets/{asset}", timeout=5).status_code == 200
     asyncapi = httpx.get(f"{stack.gateway_url}/schema/asyncapi.json", timeout=5).json()
     assert asyncapi["asyncapi"].startswith("3.")
     assert any("hearth.ingest.document.v1" in json.dumps(ch) for ch in asyncapi["channels"].values())
@@ -200,3 +207,28 @@ async def test_down_then_up_keeps_messages_rows_and_keys(
     vault = hvac.Client(url=stack.openbao_url, token=root_token)
     plaintext = vault.secrets.transit.decrypt_data(name=f"k-{tag}", ciphertext=ciphertext)["data"]["plaintext"]
     assert plaintext == "a2VwdA=="
+
+
+def test_logs_command_shows_a_component_and_refuses_unknown_names(stack_environment: dict[str, str]) -> None:
+    shown = hearth_cli(stack_environment, "logs", "gateway", "-n", "20")
+    assert "service started" in shown.stdout
+    refused = hearth_cli(stack_environment, "logs", "nope", check=False)
+    assert refused.returncode == 1
+    assert "choose one of" in refused.stderr
+
+
+def test_no_secret_reaches_a_log_file(stack: HearthSettings) -> None:
+    secrets = [
+        stack.read_secret("postgres-password"),
+        stack.read_secret("triton-admin-key"),
+        json.loads(stack.read_secret("openbao-init.json"))["root_token"],
+        json.loads(stack.read_secret("approle-gateway.json"))["secret_id"],
+    ]
+    logs = list(stack.log_dir.glob("*.log*"))
+    assert logs
+    for path in logs:
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret is in {path}"
+    for path in [*stack.secrets_dir.iterdir(), stack.run_dir / "supervisord.conf"]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
