@@ -232,3 +232,34 @@ def test_no_secret_reaches_a_log_file(stack: HearthSettings) -> None:
             assert secret not in text, f"a secret is in {path}"
     for path in [*stack.secrets_dir.iterdir(), stack.run_dir / "supervisord.conf"]:
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+
+
+def _wait_restarted(env: dict[str, str], name: str, old_pid: object, timeout: float = 90) -> dict[str, dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = {c["name"]: c for c in status_json(env)["components"]}  # type: ignore[union-attr]
+        if now[name]["pid"] not in (None, old_pid) and now[name]["status"] == "ok":
+            return now
+        time.sleep(0.5)
+    pytest.fail(f"{name} did not come back healthy within {timeout:.0f}s: {now[name]}")
+
+
+@pytest.mark.slow
+def test_crashed_openbao_comes_back_unsealed_without_a_human(stack_environment: dict[str, str]) -> None:
+    before = {c["name"]: c for c in status_json(stack_environment)["components"]}  # type: ignore[union-attr]
+    os.kill(int(before["openbao"]["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    _wait_restarted(stack_environment, "openbao", before["openbao"]["pid"])
+
+
+@pytest.mark.slow
+def test_services_reconnect_after_nats_restarts(stack_environment: dict[str, str]) -> None:
+    before = {c["name"]: c for c in status_json(stack_environment)["components"]}  # type: ignore[union-attr]
+    os.kill(int(before["nats"]["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    _wait_restarted(stack_environment, "nats", before["nats"]["pid"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        report = status_json(stack_environment)
+        if report["healthy"]:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not every component recovered after a NATS restart: {report}")
