@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 import httpx
 from nats.aio.client import Client as NatsClient
@@ -37,7 +39,28 @@ class ComponentHealth(BaseModel):
     extra: dict[str, object] = Field(default_factory=dict)
 
 
-Probe = Callable[[HearthSettings], Awaitable[ComponentHealth]]
+class Probe(Protocol):
+    def __call__(self, settings: HearthSettings, clients: ProbeClients | None = None) -> Awaitable[ComponentHealth]: ...
+
+
+@dataclass
+class ProbeClients:
+    """Connections a long-lived prober (the gateway) reuses; without them each probe opens its own."""
+
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5.0))
+    temporal: Any = None  # temporalio ServiceClient, connected on first use
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@asynccontextmanager
+async def _http(clients: ProbeClients | None, timeout: float) -> AsyncIterator[httpx.AsyncClient]:
+    if clients is not None:
+        yield clients.http
+        return
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        yield client
 
 
 async def _timed(
@@ -56,12 +79,14 @@ async def _timed(
     return result
 
 
-async def probe_nats(settings: HearthSettings, timeout: float = 3.0) -> ComponentHealth:
+async def probe_nats(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
     """NATS is healthy when its monitoring endpoint reports JetStream healthy."""
     url = settings.nats_url
 
     async def check() -> ComponentHealth:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with _http(clients, timeout) as client:
             health = await client.get(f"{settings.nats_monitor_url}/healthz", params={"js-enabled-only": "true"})
             varz = (await client.get(f"{settings.nats_monitor_url}/varz")).json()
         status: Status = "ok" if health.status_code == 200 else "down"
@@ -71,13 +96,19 @@ async def probe_nats(settings: HearthSettings, timeout: float = 3.0) -> Componen
     return await _timed("nats", url, timeout, check)
 
 
-async def probe_temporal(settings: HearthSettings, timeout: float = 5.0) -> ComponentHealth:
+async def probe_temporal(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 5.0
+) -> ComponentHealth:
     """Temporal is healthy when its frontend answers the gRPC health check."""
     from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
     from temporalio.service import ConnectConfig, ServiceClient
 
     async def check() -> ComponentHealth:
-        client = await ServiceClient.connect(ConnectConfig(target_host=settings.temporal_address))
+        client = clients.temporal if clients is not None else None
+        if client is None:
+            client = await ServiceClient.connect(ConnectConfig(target_host=settings.temporal_address))
+            if clients is not None:
+                clients.temporal = client
         healthy = await client.check_health()
         info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
         return ComponentHealth(
@@ -90,11 +121,13 @@ async def probe_temporal(settings: HearthSettings, timeout: float = 5.0) -> Comp
     return await _timed("temporal", settings.temporal_address, timeout, check)
 
 
-async def probe_openbao(settings: HearthSettings, timeout: float = 3.0) -> ComponentHealth:
+async def probe_openbao(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
     """OpenBao is healthy when initialised, unsealed and active (``/v1/sys/health`` answers 200)."""
 
     async def check() -> ComponentHealth:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with _http(clients, timeout) as client:
             resp = await client.get(f"{settings.openbao_url}/v1/sys/health")
         body = resp.json()
         if resp.status_code == 200:
@@ -105,7 +138,9 @@ async def probe_openbao(settings: HearthSettings, timeout: float = 3.0) -> Compo
     return await _timed("openbao", settings.openbao_url, timeout, check)
 
 
-async def probe_postgres(settings: HearthSettings, timeout: float = 3.0) -> ComponentHealth:
+async def probe_postgres(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
     """PostgreSQL is healthy when the service role can log in and run a query."""
     import asyncpg
 
@@ -135,11 +170,13 @@ async def probe_postgres(settings: HearthSettings, timeout: float = 3.0) -> Comp
     return await _timed("postgres", url, timeout, check)
 
 
-async def probe_triton(settings: HearthSettings, timeout: float = 3.0) -> ComponentHealth:
+async def probe_triton(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
     """Triton is healthy when ``/v2/health/ready`` answers 200."""
 
     async def check() -> ComponentHealth:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with _http(clients, timeout) as client:
             ready = await client.get(f"{settings.triton_http_url}/v2/health/ready")
             meta = (await client.get(f"{settings.triton_http_url}/v2")).json()
         status: Status = "ok" if ready.status_code == 200 else "down"

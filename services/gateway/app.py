@@ -52,7 +52,9 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], vers
 
 
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
-    app = create_app(HealthService(ctx.settings, ctx.bus.nc), asyncapi_document())
+    health = HealthService(ctx.settings, ctx.bus.nc)
+    stack.push_async_callback(health.aclose)
+    app = create_app(health, asyncapi_document())
     config = uvicorn.Config(
         app,
         host=ctx.settings.bind_host,

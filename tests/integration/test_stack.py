@@ -234,7 +234,9 @@ def test_no_secret_reaches_a_log_file(stack: HearthSettings) -> None:
         assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
 
 
-def _wait_restarted(env: dict[str, str], name: str, old_pid: object, timeout: float = 90) -> dict[str, dict[str, object]]:
+def _wait_restarted(
+    env: dict[str, str], name: str, old_pid: object, timeout: float = 90
+) -> dict[str, dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = {c["name"]: c for c in status_json(env)["components"]}  # type: ignore[union-attr]
