@@ -47,6 +47,14 @@ class InvalidInput(HearthError):
     title = "Invalid input"
 
 
+class BadRequest(InvalidInput):
+    """Malformed at the protocol level (e.g. a tensor of the wrong shape): HTTP 400."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+
 class NotFound(HearthError):
     status = 404
     code = "not-found"
@@ -99,6 +107,7 @@ _BY_KIND: dict[str, type[HearthError]] = {
     for cls in (
         HearthError,
         InvalidInput,
+        BadRequest,
         NotFound,
         Forbidden,
         Unauthorized,

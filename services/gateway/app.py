@@ -13,15 +13,28 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
+from services.gateway.auth import AccessGuard, load_enforcer
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
+from services.gateway.inference.handlers import ModelsController, serve_nats
+from services.gateway.inference.handlers import dependencies as inference_dependencies
+from services.gateway.inference.service import ModelService
+from services.gateway.inference.triton import Triton
 from services.gateway.service import HealthService
 from shared.asyncapi import asyncapi_document
 from shared.capabilities import CapabilityRegistry
+from shared.clients import postgres_engine
+from shared.identity.apikeys import ApiKeyStore
 from shared.runtime import ServiceContext, run
 
 
-def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], version: str = "0.1.0") -> Litestar:
+def create_app(
+    health_service: HealthService,
+    model_service: ModelService,
+    asyncapi_doc: dict[str, Any],
+    guard: AccessGuard,
+    version: str = "0.1.0",
+) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
     # The API docs UI is served from the gateway's own files: no CDN, so it works air-gapped.
     assets = "/schema/assets"
@@ -35,10 +48,12 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], vers
     return Litestar(
         route_handlers=[
             HealthController,
+            ModelsController,
             asyncapi,
             create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
         ],
-        dependencies=dependencies(health_service, asyncapi_doc),
+        dependencies={**dependencies(health_service, asyncapi_doc), **inference_dependencies(model_service)},
+        guards=[guard],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Hearth API",
@@ -54,7 +69,15 @@ def create_app(health_service: HealthService, asyncapi_doc: dict[str, Any], vers
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     health = HealthService(ctx.settings, ctx.bus.nc)
     stack.push_async_callback(health.aclose)
-    app = create_app(health, asyncapi_document())
+    engine = postgres_engine(ctx.settings)
+    stack.push_async_callback(engine.dispose)
+    guard = AccessGuard(ApiKeyStore(engine), load_enforcer())
+    triton = Triton(ctx.settings)
+    stack.push_async_callback(triton.close)
+    models = ModelService(triton)
+    subscription = await serve_nats(ctx.bus.nc, models)
+    stack.push_async_callback(subscription.drain)
+    app = create_app(health, models, asyncapi_document(), guard)
     config = uvicorn.Config(
         app,
         host=ctx.settings.bind_host,

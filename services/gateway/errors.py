@@ -30,7 +30,12 @@ def _problem(
 
 
 def hearth_error_handler(request: Request[Any, Any, Any], exc: HearthError) -> Response[dict[str, Any]]:
-    return _problem(request, exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+    response = _problem(request, exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="hearth"'
+    elif exc.status == 503:
+        response.headers["Retry-After"] = str(exc.extra.get("retry_after_s", 5))
+    return response
 
 
 def validation_error_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

@@ -16,6 +16,7 @@ class HealthController(Controller):
 
     @get(
         "/",
+        opt={"public": True},
         summary="Health of every component",
         description="Probes NATS, Temporal, OpenBao, PostgreSQL and Triton directly and asks every service over "
         "NATS. 200 when ok or degraded (a service is down), 503 when infrastructure is down. Open without a key.",
@@ -24,12 +25,12 @@ class HealthController(Controller):
         report = await health_service.report()
         return Response(report, status_code=503 if report.status == "down" else 200)
 
-    @get("/live", summary="Liveness of the gateway process")
+    @get("/live", opt={"public": True}, summary="Liveness of the gateway process")
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
 
-@get("/schema/asyncapi.json", summary="AsyncAPI document of every NATS subject", tags=["schema"])
+@get("/schema/asyncapi.json", opt={"public": True}, summary="AsyncAPI document of every NATS subject", tags=["schema"])
 async def asyncapi(asyncapi_document: dict[str, Any]) -> dict[str, Any]:
     return asyncapi_document
 

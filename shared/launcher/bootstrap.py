@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -217,6 +216,23 @@ async def bootstrap_postgres(settings: HearthSettings) -> None:
     finally:
         await conn.close()
     await asyncio.to_thread(run_migrations, settings)
+    await _bootstrap_admin_key(settings)
+
+
+async def _bootstrap_admin_key(settings: HearthSettings) -> None:
+    """On first start, an admin API key at secrets/admin-api-key (0600) for the CLI and the operator."""
+    path = settings.secret_path("admin-api-key")
+    if path.exists():
+        return
+    from shared.clients import postgres_engine
+    from shared.identity.apikeys import ApiKeyStore
+
+    engine = postgres_engine(settings, pool_size=1)
+    try:
+        created = await ApiKeyStore(engine).create("bootstrap-admin", "admin")
+    finally:
+        await engine.dispose()
+    write_secret(path, created.key)
 
 
 def run_migrations(settings: HearthSettings) -> None:
@@ -329,6 +345,7 @@ async def bootstrap_nats(settings: HearthSettings) -> None:
 
 def prepare_triton(settings: HearthSettings) -> None:
     """Assemble Triton's backend dir: the wheel's python backend plus the 3.11 stub beside it."""
+    settings.triton_model_repository.mkdir(parents=True, exist_ok=True)
     root = triton_root(settings)
     backends = triton_backend_dir(settings)
     python_backend = backends / "python"
@@ -340,8 +357,12 @@ def prepare_triton(settings: HearthSettings) -> None:
                 continue
             link.unlink()
         link.symlink_to(item)
+    # A symlink, not a copy: the stub's RPATH is $ORIGIN/../../../../nvidia_pytriton.libs, which
+    # only resolves from its real place in the wheel (a copied stub fails to load libcudart).
     stub_src = root / "python_backend_stubs" / "3.11" / "triton_python_backend_stub"
     stub = python_backend / "triton_python_backend_stub"
-    if not stub.exists() or stub.stat().st_size != stub_src.stat().st_size:
-        shutil.copy2(stub_src, stub)
-    settings.triton_model_repository.mkdir(parents=True, exist_ok=True)
+    if stub.is_symlink() and stub.resolve() == stub_src.resolve():
+        return
+    if stub.exists() or stub.is_symlink():
+        stub.unlink()
+    stub.symlink_to(stub_src)

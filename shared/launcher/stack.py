@@ -341,4 +341,5 @@ def urls(settings: HearthSettings) -> dict[str, str]:
         "OpenBao": settings.openbao_url,
         "PostgreSQL": f"postgresql://{settings.postgres_user}@{settings.bind_host}:{settings.postgres_port}/{settings.postgres_db}",
         "Triton (private)": settings.triton_http_url,
+        "Admin API key": f"{settings.secret_path('admin-api-key')} (send as `Authorization: Bearer <key>`)",
     }

@@ -1,0 +1,85 @@
+"""Routes and the NATS endpoint of the inference plane: parse, call ModelService, map."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from litestar import Controller, get, post
+from litestar.di import Provide
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+
+from services.gateway.inference.kserve import InferRequest, InferResponse
+from services.gateway.inference.service import ModelService, ModelState
+from shared.errors import HearthError, InvalidInput
+
+log = structlog.get_logger("gateway.inference")
+
+INFER_SUBJECT = "hearth.infer"
+INFER_QUEUE = "hearth.infer"
+
+
+class ModelsController(Controller):
+    path = "/v1/models"
+    tags = ["models"]
+
+    @get("/", summary="Every model with its state, versions, request counts and cold start")
+    async def list_models(self, model_service: ModelService) -> list[ModelState]:
+        return await model_service.list_models()
+
+    @get("/{name:str}", summary="One model")
+    async def get_model(self, model_service: ModelService, name: str) -> ModelState:
+        return await model_service.get_model(name)
+
+    @post("/{name:str}/load", status_code=200, summary="Load a model (admin)")
+    async def load(self, model_service: ModelService, name: str) -> ModelState:
+        return await model_service.load(name)
+
+    @post("/{name:str}/unload", status_code=200, summary="Unload a model (admin)")
+    async def unload(self, model_service: ModelService, name: str) -> ModelState:
+        return await model_service.unload(name)
+
+    @post(
+        "/{name:str}/infer",
+        status_code=200,
+        summary="KServe v2 inference (JSON)",
+        description="Loads the model on its first request. Errors: 404 unknown model, 400/422 wrong tensor "
+        "name/shape/dtype, 503 with Retry-After when Triton is down.",
+    )
+    async def infer(self, model_service: ModelService, name: str, data: InferRequest) -> InferResponse:
+        return await model_service.infer(name, data)
+
+
+def dependencies(model_service: ModelService) -> dict[str, Provide]:
+    return {"model_service": Provide(lambda: model_service, use_cache=True, sync_to_thread=False)}
+
+
+async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscription:
+    """``hearth.infer.<model>``: KServe v2 JSON in, ``{"ok": true, "result": <response>}`` out.
+
+    Services call models here, never Triton directly; the queue group spreads requests over gateways.
+    """
+
+    async def handle(msg: Msg) -> None:
+        model = msg.subject.removeprefix(f"{INFER_SUBJECT}.")
+        try:
+            try:
+                request = InferRequest.model_validate_json(msg.data)
+            except ValidationError as exc:
+                raise InvalidInput(f"not a KServe v2 inference request: {exc.errors()[0]['msg']}") from None
+            response = await model_service.infer(model, request)
+            body = b'{"ok":true,"result":' + response.model_dump_json().encode() + b"}"
+        except HearthError as err:
+            body = json.dumps({"ok": False, "error": err.to_dict()}).encode()
+        except Exception:
+            log.exception("inference over NATS failed", model=model)
+            error: dict[str, Any] = HearthError("inference failed unexpectedly; see the gateway log").to_dict()
+            body = json.dumps({"ok": False, "error": error}).encode()
+        if msg.reply:
+            await msg.respond(body)
+
+    return await nc.subscribe(f"{INFER_SUBJECT}.*", queue=INFER_QUEUE, cb=handle)

@@ -1,0 +1,123 @@
+"""Model state and inference through Triton (no transport here).
+
+A model that is not loaded is loaded on its first request; the cold start is measured and
+reported in ``GET /v1/models``. Request counts, errors and last use are kept per model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
+from services.gateway.inference.triton import Triton
+from shared.errors import BadRequest, NotFound, Unavailable
+
+
+class ModelState(BaseModel):
+    """One model as ``GET /v1/models`` shows it."""
+
+    name: str
+    state: str  # READY, UNAVAILABLE, LOADING, UNLOADING or "" (in the repository, not loaded)
+    reason: str | None = None
+    versions: list[str] = []
+    requests: int = 0
+    errors: int = 0
+    last_used: datetime | None = None
+    cold_start_ms: float | None = None
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    errors: int = 0
+    last_used: datetime | None = None
+    cold_start_ms: float | None = None
+
+
+class ModelService:
+    def __init__(self, triton: Triton, *, load_timeout_s: float = 300.0) -> None:
+        self._triton = triton
+        self._stats: dict[str, _Stats] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+        self._load_timeout_s = load_timeout_s
+
+    def _stat(self, name: str) -> _Stats:
+        return self._stats.setdefault(name, _Stats())
+
+    async def list_models(self) -> list[ModelState]:
+        by_name: dict[str, ModelState] = {}
+        for entry in await self._triton.index():
+            name = entry["name"]
+            state = by_name.get(name) or ModelState(name=name, state=entry.get("state", ""))
+            if entry.get("version"):
+                state.versions.append(str(entry["version"]))
+            if entry.get("state") == "READY" or not state.state:
+                state.state = entry.get("state", "")
+            state.reason = entry.get("reason") or state.reason
+            by_name[name] = state
+        for name, state in by_name.items():
+            stat = self._stats.get(name)
+            if stat is not None:
+                state.requests, state.errors = stat.requests, stat.errors
+                state.last_used, state.cold_start_ms = stat.last_used, stat.cold_start_ms
+        return [by_name[n] for n in sorted(by_name)]
+
+    async def get_model(self, name: str) -> ModelState:
+        for model in await self.list_models():
+            if model.name == name:
+                return model
+        raise NotFound(f"model {name!r} is not in the repository", code="unknown-model")
+
+    async def load(self, name: str) -> ModelState:
+        await self.get_model(name)  # 404 for a name the repository does not have
+        started = time.perf_counter()
+        await self._triton.load(name)
+        self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
+        return await self.get_model(name)
+
+    async def unload(self, name: str) -> ModelState:
+        await self.get_model(name)
+        await self._triton.unload(name)
+        return await self.get_model(name)
+
+    async def _ensure_loaded(self, name: str) -> dict[str, Any]:
+        try:
+            return await self._triton.metadata(name)
+        except Unavailable as exc:
+            if exc.code != "model-not-ready":
+                raise
+        except NotFound:
+            pass
+        lock = self._loading.setdefault(name, asyncio.Lock())
+        async with lock:  # concurrent first requests trigger one load
+            try:
+                return await self._triton.metadata(name)
+            except (Unavailable, NotFound):
+                await asyncio.wait_for(self.load(name), self._load_timeout_s)
+            return await self._triton.metadata(name)
+
+    async def infer(self, name: str, request: InferRequest, *, timeout_s: float | None = None) -> InferResponse:
+        stat = self._stat(name)
+        stat.requests += 1
+        stat.last_used = datetime.now(UTC)
+        try:
+            meta = await self._ensure_loaded(name)
+            arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}
+            wanted = [o.name for o in request.outputs] or list(meta["outputs"])
+            unknown = [o for o in wanted if o not in meta["outputs"]]
+            if unknown:
+                raise BadRequest(f"unknown output(s) {unknown}; the model has: {', '.join(meta['outputs'])}")
+            results, version = await self._triton.infer(
+                name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or ""
+            )
+        except Exception:
+            stat.errors += 1
+            raise
+        outputs = [to_tensor(o, meta["outputs"][o]["datatype"], results[o]) for o in wanted]
+        return InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)

@@ -1,0 +1,173 @@
+"""The gateway's inference plane against the real Triton: auth, KServe v2 over HTTP and NATS, errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from shared.clients import postgres_engine
+from shared.identity.apikeys import ApiKeyStore
+from shared.settings import HearthSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "triton_models" / "double"
+INFER_BODY = {"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]}
+
+
+def upload_test_model(settings: HearthSettings, name: str) -> None:
+    """Load the test model into Triton from files (restricted API, admin header)."""
+    config = json.loads((MODEL_DIR / "config.json").read_text()) | {"name": name}
+    body = {
+        "parameters": {
+            "config": json.dumps(config),
+            "file:1/model.py": base64.b64encode((MODEL_DIR / "model.py").read_bytes()).decode(),
+        }
+    }
+    resp = httpx.post(
+        f"{settings.triton_http_url}/v2/repository/models/{name}/load",
+        json=body,
+        headers={"hearth-admin": settings.read_secret("triton-admin-key")},
+        timeout=120,
+    )
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.fixture(scope="module")
+def model(stack: HearthSettings) -> Iterator[str]:
+    name = f"t_double_{uuid.uuid4().hex[:6]}"
+    upload_test_model(stack, name)
+    yield name
+    httpx.post(
+        f"{stack.triton_http_url}/v2/repository/models/{name}/unload",
+        headers={"hearth-admin": stack.read_secret("triton-admin-key")},
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def admin(stack: HearthSettings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.read_secret('admin-api-key')}"}
+
+
+@pytest.fixture
+async def user_key(stack: HearthSettings) -> AsyncIterator[str]:
+    engine = postgres_engine(stack, pool_size=1)
+    store = ApiKeyStore(engine)
+    created = await store.create(f"test-user-{uuid.uuid4().hex[:6]}", "user")
+    yield created.key
+    await store.revoke(created.prefix)
+    await engine.dispose()
+
+
+def test_admin_key_is_private_and_every_route_but_health_and_schema_needs_it(stack: HearthSettings) -> None:
+    assert stack.secret_path("admin-api-key").stat().st_mode & 0o777 == 0o600
+    for path in ("/v1/health", "/v1/health/live", "/schema", "/schema/openapi.json", "/schema/asyncapi.json"):
+        assert httpx.get(f"{stack.gateway_url}{path}", timeout=15).status_code in (200, 503), path
+    resp = httpx.get(f"{stack.gateway_url}/v1/models", timeout=5)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"].startswith("Bearer")
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    forged = httpx.get(
+        f"{stack.gateway_url}/v1/models", headers={"Authorization": "Bearer hearth_abcdefghijkl_nope"}, timeout=5
+    )
+    assert forged.status_code == 401
+    assert httpx.get(f"{stack.gateway_url}/v1/models", headers={"X-API-Key": "garbage"}, timeout=5).status_code == 401
+
+
+async def test_user_role_may_infer_but_not_control_models(stack: HearthSettings, model: str, user_key: str) -> None:
+    headers = {"Authorization": f"Bearer {user_key}"}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=30) as client:
+        assert (await client.get("/v1/models")).status_code == 200
+        assert (await client.post(f"/v1/models/{model}/infer", json=INFER_BODY)).status_code == 200
+        denied = await client.post(f"/v1/models/{model}/unload")
+        assert denied.status_code == 403
+        assert "may not POST" in denied.json()["detail"]
+
+
+def test_kserve_v2_inference_over_http(stack: HearthSettings, model: str, admin: dict[str, str]) -> None:
+    resp = httpx.post(f"{stack.gateway_url}/v1/models/{model}/infer", json=INFER_BODY, headers=admin, timeout=30)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["model_name"] == model
+    assert body["model_version"] == "1"
+    (out,) = body["outputs"]
+    assert out["name"] == "Y"
+    assert out["shape"] == [2, 4]
+    assert out["data"] == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0]
+
+
+async def test_nats_inference_gives_the_same_answer(stack: HearthSettings, model: str, admin: dict[str, str]) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        over_http = await client.post(f"{stack.gateway_url}/v1/models/{model}/infer", json=INFER_BODY, headers=admin)
+    nc = await nats.connect(stack.nats_url)
+    try:
+        msg = await nc.request(f"hearth.infer.{model}", json.dumps(INFER_BODY).encode(), timeout=30)
+        bad = await nc.request(f"hearth.infer.{model}", b'{"inputs": "nope"}', timeout=30)
+    finally:
+        await nc.close()
+    reply = json.loads(msg.data)
+    assert reply["ok"] is True
+    assert reply["result"]["outputs"] == over_http.json()["outputs"]
+    refused = json.loads(bad.data)
+    assert refused["ok"] is False
+    assert refused["error"]["kind"] == "InvalidInput"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"inputs": [{"name": "X", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}, "shape [1, 3]"),
+        ({"inputs": [{"name": "Z", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "unknown input 'Z'"),
+        ({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "INT32", "data": [1, 2, 3, 4]}]}, "must be FP32"),
+        ({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2]}]}, "2 values for shape"),
+        ({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": ["a", 1, 2, 3]}]}, "do not fit FP32"),
+    ],
+)
+def test_wrong_tensors_are_400_naming_the_problem(
+    stack: HearthSettings, model: str, admin: dict[str, str], body: dict[str, object], fragment: str
+) -> None:
+    resp = httpx.post(f"{stack.gateway_url}/v1/models/{model}/infer", json=body, headers=admin, timeout=30)
+    assert resp.status_code == 400, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert fragment in resp.json()["detail"]
+
+
+def test_unknown_model_is_404_and_malformed_body_is_400(stack: HearthSettings, admin: dict[str, str]) -> None:
+    url = f"{stack.gateway_url}/v1/models/no_such_model/infer"
+    missing = httpx.post(url, json=INFER_BODY, headers=admin, timeout=30)
+    assert missing.status_code == 404
+    assert missing.json()["type"].endswith("/unknown-model")
+    garbled = httpx.post(url, content=b"{not json", headers={**admin, "content-type": "application/json"}, timeout=30)
+    assert garbled.status_code == 400
+
+
+@pytest.mark.slow
+def test_triton_down_is_503_with_retry_after_and_the_gateway_recovers(
+    stack: HearthSettings, stack_environment: dict[str, str], admin: dict[str, str]
+) -> None:
+    ctl = [sys.executable, "-m", "supervisor.supervisorctl", "-c", str(stack.run_dir / "supervisord.conf")]
+    subprocess.run([*ctl, "stop", "triton"], check=True, capture_output=True, env=stack_environment)
+    try:
+        down = httpx.get(f"{stack.gateway_url}/v1/models", headers=admin, timeout=30)
+        assert down.status_code == 503
+        assert int(down.headers["retry-after"]) > 0
+    finally:
+        subprocess.run([*ctl, "start", "triton"], check=True, capture_output=True, env=stack_environment)
+    deadline = time.monotonic() + 60
+    while True:  # no gateway restart: the same gRPC channel reconnects by itself
+        back = httpx.get(f"{stack.gateway_url}/v1/models", headers=admin, timeout=30)
+        if back.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert back.status_code == 200, back.text
