@@ -187,9 +187,12 @@ async def test_request_reply_subjects_are_not_captured_by_streams(bus: Bus) -> N
     bus.catalog = CATALOG
     await bus.ensure_streams()
     # A stream capturing hearth.svc.> would answer with a PubAck; nobody answering is correct.
-    for subject in (f"hearth.svc.t{uuid.uuid4().hex[:8]}.health", f"hearth.infer.t{uuid.uuid4().hex[:8]}"):
-        with pytest.raises(Unavailable, match="nobody"):
-            await bus.request(subject, b"{}", timeout=2)
+    with pytest.raises(Unavailable, match="nobody"):
+        await bus.request(f"hearth.svc.t{uuid.uuid4().hex[:8]}.health", b"{}", timeout=2)
+    # hearth.infer.* is answered by the gateway (an unknown model here), never by a stream's PubAck.
+    reply = json.loads((await bus.request(f"hearth.infer.t{uuid.uuid4().hex[:8]}", b"{}", timeout=10)).data)
+    assert "stream" not in reply
+    assert reply["ok"] is False
 
 
 async def test_ensure_streams_is_idempotent_and_fixes_drift(bus: Bus, domain: Domain) -> None:

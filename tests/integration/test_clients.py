@@ -6,10 +6,11 @@ import uuid
 
 import hvac.exceptions
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from shared.clients import postgres_engine, temporal_client, vault_client
-from shared.settings import SERVICES, HearthSettings
+from shared.settings import REPO_ROOT, SERVICES, HearthSettings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,8 @@ async def test_postgres_engine_runs_as_the_service_role(stack: HearthSettings) -
     finally:
         await engine.dispose()
     assert user == stack.postgres_user
-    assert revision == "0001"
+    head = ScriptDirectory(str(REPO_ROOT / "shared" / "db" / "migrations")).get_current_head()
+    assert revision == head
     assert superuser is False
 
 
