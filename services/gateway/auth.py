@@ -36,9 +36,23 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 class AccessGuard:
     """Litestar guard: authenticate, then ask Casbin. Sets ``connection.state.principal``."""
 
-    def __init__(self, keys: ApiKeyStore, enforcer: casbin.Enforcer) -> None:
+    def __init__(self, keys: ApiKeyStore, enforcer: casbin.Enforcer, decision_cache_size: int = 4096) -> None:
         self._keys = keys
         self._enforcer = enforcer
+        # Policies are static within a process today, and Casbin's matcher (keyMatch2 + regex)
+        # costs more than the rest of a cached authentication: decisions are memoised.
+        self._decisions: dict[tuple[str, str, str], bool] = {}
+        self._decision_cache_size = decision_cache_size
+
+    def allowed(self, role: str, path: str, method: str) -> bool:
+        key = (role, path, method)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = bool(self._enforcer.enforce(role, path, method))
+            if len(self._decisions) >= self._decision_cache_size:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if handler.opt.get("public") or connection.url.path.startswith(PUBLIC_PREFIXES):
@@ -48,6 +62,6 @@ class AccessGuard:
             raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
         principal: Principal = await self._keys.verify(key)
         path, method = connection.url.path, connection.scope.get("method", "GET")
-        if not self._enforcer.enforce(principal.role, path, method):
+        if not self.allowed(principal.role, path, method):
             raise Forbidden(f"role {principal.role!r} may not {method} {path}")
         connection.state.principal = principal

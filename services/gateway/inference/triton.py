@@ -129,9 +129,9 @@ class Triton:
             )
         except InferenceServerException as exc:
             raise map_error(exc, name) from None
-        response = result.get_response(as_json=True)
         arrays = {o: result.as_numpy(o) for o in outputs}
-        return arrays, str(response.get("model_version", ""))
+        # The protobuf field directly: as_json=True renders the whole response to JSON first.
+        return arrays, str(result.get_response().model_version)
 
     async def server_ready(self) -> bool:
         try:
