@@ -7,6 +7,7 @@ only ever appears for a bug, and then after that message.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Annotated
@@ -134,6 +135,78 @@ def logs(
         raise typer.Exit(subprocess.call(cmd))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+models_app = typer.Typer(help="Models served by Triton, through the gateway (uses the admin key by default).")
+app.add_typer(models_app, name="models")
+
+
+def _gateway(settings: HearthSettings, method: str, path: str) -> object:
+    """Call the gateway with HEARTH_API_KEY, else the bootstrap admin key; problem details become errors."""
+    import httpx
+
+    key = os.environ.get("HEARTH_API_KEY")
+    if not key:
+        try:
+            key = settings.read_secret("admin-api-key")
+        except SettingsError as exc:
+            _fail(f"no API key: set HEARTH_API_KEY or run `hearth up` first ({exc})")
+    try:
+        resp = httpx.request(
+            method, f"{settings.gateway_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=600
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}): is the stack up? `hearth status`")
+    if resp.status_code >= 400:
+        try:
+            problem = resp.json()
+            _fail(f"{problem.get('title', resp.status_code)}: {problem.get('detail', resp.text)}")
+        except ValueError:
+            _fail(f"the gateway answered {resp.status_code}: {resp.text[:200]}")
+    return resp.json()
+
+
+def _print_models(models: list[dict[str, object]]) -> None:
+    table = Table(title="Models")
+    for col in ("model", "state", "versions", "requests", "errors", "last used", "cold start", "reason"):
+        table.add_column(col)
+    for m in models:
+        cold = f"{m['cold_start_ms']:.0f} ms" if m.get("cold_start_ms") is not None else "-"
+        table.add_row(
+            str(m["name"]),
+            str(m["state"] or "not loaded"),
+            ",".join(str(v) for v in m.get("versions") or []) or "-",  # type: ignore[attr-defined]
+            str(m["requests"]),
+            str(m["errors"]),
+            str(m.get("last_used") or "-"),
+            cold,
+            str(m.get("reason") or ""),
+        )
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every model of the repository with its state."""
+    models = _gateway(_settings(), "GET", "/v1/models")
+    if as_json:
+        print(json.dumps(models, indent=2))
+    else:
+        _print_models(models)  # type: ignore[arg-type]
+
+
+@models_app.command("load")
+def models_load(name: str) -> None:
+    """Load a model into Triton."""
+    model = _gateway(_settings(), "POST", f"/v1/models/{name}/load")
+    _print_models([model])  # type: ignore[list-item]
+
+
+@models_app.command("unload")
+def models_unload(name: str) -> None:
+    """Unload a model from Triton."""
+    model = _gateway(_settings(), "POST", f"/v1/models/{name}/unload")
+    _print_models([model])  # type: ignore[list-item]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import pytest
 from shared.clients import postgres_engine
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
+from tests.integration.conftest import hearth_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -171,3 +172,14 @@ def test_triton_down_is_503_with_retry_after_and_the_gateway_recovers(
             break
         time.sleep(0.5)
     assert back.status_code == 200, back.text
+
+
+def test_cli_uses_the_admin_key_by_default(stack_environment: dict[str, str]) -> None:
+    listed = hearth_cli(stack_environment, "models", "list", "--json")
+    assert isinstance(json.loads(listed.stdout), list)
+    refused = hearth_cli(
+        {**stack_environment, "HEARTH_API_KEY": "hearth_abcdefghijkl_nope"}, "models", "list", check=False
+    )
+    assert refused.returncode == 1
+    assert "unknown API key" in refused.stderr
+    assert "Traceback" not in refused.stderr
