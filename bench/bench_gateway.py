@@ -55,8 +55,16 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
     settings = get_settings()
     name = f"bench_double_{uuid.uuid4().hex[:6]}"
     admin = {"hearth-admin": settings.read_secret("triton-admin-key")}
-    config = json.loads((MODEL_DIR / "config.json").read_text()) | {"name": name}
-    files = {"file:1/model.py": base64.b64encode((MODEL_DIR / "model.py").read_bytes()).decode()}
+    config = {
+        "name": name,
+        "backend": "python",
+        "max_batch_size": 8,
+        "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [4]}],
+        "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [4]}],
+        "dynamic_batching": {},
+        "instance_group": [{"kind": "KIND_CPU", "count": 1}],
+    }
+    files = {"file:1/model.py": base64.b64encode((MODEL_DIR / "1" / "model.py").read_bytes()).decode()}
     async with httpx.AsyncClient(timeout=120) as http:
         resp = await http.post(
             f"{settings.triton_http_url}/v2/repository/models/{name}/load",

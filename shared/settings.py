@@ -80,6 +80,9 @@ class HearthSettings(BaseSettings):
     triton_model_repository: Path = Field(
         REPO_ROOT / "infra" / "triton" / "model_repository", description="Triton model repository."
     )
+    triton_extra_model_repositories: str = Field(
+        "", description="More model repositories for Triton, separated by ':' (e.g. the tests' models)."
+    )
     blob_max_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest blob the blob store accepts.")
     event_inline_max_bytes: int = Field(
         256 * 1024, gt=0, description="Largest event payload carried inline; bigger data goes to the blob store."
@@ -132,6 +135,12 @@ class HearthSettings(BaseSettings):
         # A wildcard bind address is not something a client can connect to.
         wildcard = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 - mapping, not binding
         return wildcard.get(self.bind_host, self.bind_host)
+
+    @property
+    def triton_repositories(self) -> list[Path]:
+        """Every model repository Triton serves, the platform's first."""
+        extra = [Path(p) for p in self.triton_extra_model_repositories.split(":") if p.strip()]
+        return [self.triton_model_repository, *extra]
 
     @property
     def nats_url(self) -> str:
@@ -190,6 +199,7 @@ class HearthSettings(BaseSettings):
         env["HEARTH_LOG_LEVEL"] = self.log_level
         env["HEARTH_TRITON_VENV"] = str(self.triton_venv)
         env["HEARTH_TRITON_MODEL_REPOSITORY"] = str(self.triton_model_repository)
+        env["HEARTH_TRITON_EXTRA_MODEL_REPOSITORIES"] = self.triton_extra_model_repositories
         return env
 
 

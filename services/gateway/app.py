@@ -6,6 +6,7 @@ import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
+import structlog
 import uvicorn
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -18,14 +19,19 @@ from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.inference.handlers import ModelsController, serve_nats
 from services.gateway.inference.handlers import dependencies as inference_dependencies
+from services.gateway.inference.lifecycle import Budget, LifecycleManager, TritonMemory
 from services.gateway.inference.service import ModelService
 from services.gateway.inference.triton import Triton
 from services.gateway.service import HealthService
+from services.gateway.settings import GatewaySettings
 from shared.asyncapi import asyncapi_document
 from shared.capabilities import CapabilityRegistry
 from shared.clients import postgres_engine
+from shared.errors import HearthError
 from shared.identity.apikeys import ApiKeyStore
 from shared.runtime import ServiceContext, run
+
+log = structlog.get_logger("gateway")
 
 
 def create_app(
@@ -63,7 +69,18 @@ def create_app(
             render_plugins=[docs_ui],
         ),
         debug=False,
+        logging_config=None,  # the runtime's structured JSON logging, not Litestar's own format
     )
+
+
+async def _sweep_idle(models: ModelService, interval_s: float) -> None:
+    """Idle unload (the seed's power saving): a model unused for the TTL gives its memory back."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await models.unload_idle()
+        except HearthError as exc:  # Triton down: try again next round
+            log.warning("idle sweep skipped", reason=exc.detail)
 
 
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
@@ -74,7 +91,22 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     guard = AccessGuard(ApiKeyStore(engine), load_enforcer())
     triton = Triton(ctx.settings)
     stack.push_async_callback(triton.close)
-    models = ModelService(triton)
+    gateway_settings = GatewaySettings()
+    lifecycle = LifecycleManager(
+        memory=TritonMemory(ctx.settings.triton_grpc_port),
+        repositories=ctx.settings.triton_repositories,
+        budget=Budget(device="cpu", limit_mb=gateway_settings.model_memory_budget_mb),
+        idle_ttl_s=gateway_settings.model_idle_ttl_s,
+        pinned=gateway_settings.pinned,
+    )
+    models = ModelService(triton, lifecycle, load_timeout_s=gateway_settings.model_load_timeout_s)
+    sweeper = asyncio.create_task(_sweep_idle(models, gateway_settings.lifecycle_sweep_s), name="idle-sweeper")
+
+    async def _stop_sweeper() -> None:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+
+    stack.push_async_callback(_stop_sweeper)
     subscription = await serve_nats(ctx.bus.nc, models)
     stack.push_async_callback(subscription.drain)
     app = create_app(health, models, asyncapi_document(), guard)

@@ -212,7 +212,7 @@ def triton_component(settings: HearthSettings) -> Component:
         tier=0,
         command=[
             str(root / "bin" / "tritonserver"),
-            f"--model-repository={settings.triton_model_repository}",
+            *(f"--model-repository={repo}" for repo in settings.triton_repositories),
             f"--backend-directory={triton_backend_dir(settings)}",
             "--model-control-mode=explicit",
             f"--http-address={settings.bind_host}",

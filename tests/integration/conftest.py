@@ -38,9 +38,24 @@ def hearth_cli(
     return result
 
 
+TEST_MODELS = REPO_ROOT / "tests" / "data" / "triton_models"
+TEST_IDLE_TTL_S = 30
+
+
 def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
-    env.update({"HEARTH_HOME": str(home), "HEARTH_PORT_OFFSET": str(offset), "HEARTH_ENVIRONMENT": "test"})
+    env.update(
+        {
+            "HEARTH_HOME": str(home),
+            "HEARTH_PORT_OFFSET": str(offset),
+            "HEARTH_ENVIRONMENT": "test",
+            # The tests' tiny models beside the platform's, a budget they can exceed, a short idle TTL.
+            "HEARTH_TRITON_EXTRA_MODEL_REPOSITORIES": str(TEST_MODELS),
+            "HEARTH_GATEWAY_MODEL_MEMORY_BUDGET_MB": "140",
+            "HEARTH_GATEWAY_MODEL_IDLE_TTL_S": str(TEST_IDLE_TTL_S),
+            "HEARTH_GATEWAY_LIFECYCLE_SWEEP_S": "2",
+        }
+    )
     return env
 
 

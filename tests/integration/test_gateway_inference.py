@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import nats
@@ -18,42 +16,17 @@ import pytest
 from shared.clients import postgres_engine
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
-from tests.integration.conftest import hearth_cli
+from tests.integration.conftest import TEST_IDLE_TTL_S, hearth_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-MODEL_DIR = Path(__file__).resolve().parent.parent / "data" / "triton_models" / "double"
 INFER_BODY = {"inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]}
 
 
-def upload_test_model(settings: HearthSettings, name: str) -> None:
-    """Load the test model into Triton from files (restricted API, admin header)."""
-    config = json.loads((MODEL_DIR / "config.json").read_text()) | {"name": name}
-    body = {
-        "parameters": {
-            "config": json.dumps(config),
-            "file:1/model.py": base64.b64encode((MODEL_DIR / "model.py").read_bytes()).decode(),
-        }
-    }
-    resp = httpx.post(
-        f"{settings.triton_http_url}/v2/repository/models/{name}/load",
-        json=body,
-        headers={"hearth-admin": settings.read_secret("triton-admin-key")},
-        timeout=120,
-    )
-    assert resp.status_code == 200, resp.text
-
-
 @pytest.fixture(scope="module")
-def model(stack: HearthSettings) -> Iterator[str]:
-    name = f"t_double_{uuid.uuid4().hex[:6]}"
-    upload_test_model(stack, name)
-    yield name
-    httpx.post(
-        f"{stack.triton_http_url}/v2/repository/models/{name}/unload",
-        headers={"hearth-admin": stack.read_secret("triton-admin-key")},
-        timeout=60,
-    )
+def model() -> str:
+    """A tiny model of the tests' repository (tests/data/triton_models), loaded on its first request."""
+    return "double"
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +156,63 @@ def test_cli_uses_the_admin_key_by_default(stack_environment: dict[str, str]) ->
     assert refused.returncode == 1
     assert "unknown API key" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def _models(stack: HearthSettings, admin: dict[str, str]) -> dict[str, dict[str, object]]:
+    resp = httpx.get(f"{stack.gateway_url}/v1/models", headers=admin, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return {m["name"]: m for m in resp.json()}
+
+
+def _infer(stack: HearthSettings, admin: dict[str, str], name: str) -> httpx.Response:
+    return httpx.post(f"{stack.gateway_url}/v1/models/{name}/infer", json=INFER_BODY, headers=admin, timeout=120)
+
+
+def test_first_request_loads_the_model_and_reports_cold_start_and_memory(
+    stack: HearthSettings, admin: dict[str, str]
+) -> None:
+    httpx.post(f"{stack.gateway_url}/v1/models/double_b/unload", headers=admin, timeout=60)
+    assert _models(stack, admin)["double_b"]["state"] != "READY"
+    assert _infer(stack, admin, "double_b").status_code == 200
+    state = _models(stack, admin)["double_b"]
+    assert state["state"] == "READY"
+    assert state["cold_start_ms"] > 0  # type: ignore[operator]
+    assert 5 < state["memory_mb"] < 500  # type: ignore[operator]  # measured RSS of its backend process
+
+
+@pytest.mark.slow
+def test_lru_eviction_keeps_the_budget_and_never_touches_pinned_models(
+    stack: HearthSettings, admin: dict[str, str]
+) -> None:
+    # Budget 140 MB (test stack); each model's backend process measures ~35-45 MB, double_c declares 60.
+    for name in ("double", "double_b", "double_c", "double_idle"):
+        httpx.post(f"{stack.gateway_url}/v1/models/{name}/unload", headers=admin, timeout=60)
+    for name in ("double_pinned", "double", "double_b"):
+        assert _infer(stack, admin, name).status_code == 200
+        time.sleep(0.05)  # distinct last-use times
+    assert _infer(stack, admin, "double").status_code == 200  # double_b is now the least recently used
+    assert _infer(stack, admin, "double_c").status_code == 200
+    models = _models(stack, admin)
+    assert models["double_pinned"]["state"] == "READY"
+    assert models["double_pinned"]["pinned"] is True
+    assert models["double_c"]["state"] == "READY"
+    evicted = [n for n in ("double", "double_b") if models[n]["state"] != "READY"]
+    assert "double_b" in evicted
+    assert "evicted to make room for double_c" in str(models["double_b"]["last_unload_reason"])
+    loaded = [m for m in models.values() if m["state"] == "READY" and m["memory_mb"] is not None]
+    assert sum(m["memory_mb"] for m in loaded) <= 140 + 60  # type: ignore[misc]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_idle_models_are_unloaded_after_the_ttl(stack: HearthSettings, admin: dict[str, str]) -> None:
+    assert _infer(stack, admin, "double_idle").status_code == 200
+    deadline = time.monotonic() + TEST_IDLE_TTL_S + 60
+    while time.monotonic() < deadline:
+        state = _models(stack, admin)["double_idle"]
+        if state["state"] != "READY":
+            assert str(state["last_unload_reason"]).startswith("idle for")
+            assert state["unloads"] >= 1  # type: ignore[operator]
+            return
+        time.sleep(2)
+    pytest.fail("double_idle was not unloaded after its idle TTL")

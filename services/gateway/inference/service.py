@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pydantic import BaseModel
 
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
+from services.gateway.inference.lifecycle import LifecycleManager
 from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, NotFound, Unavailable
+
+log = structlog.get_logger("gateway.models")
 
 
 class ModelState(BaseModel):
@@ -30,6 +34,13 @@ class ModelState(BaseModel):
     errors: int = 0
     last_used: datetime | None = None
     cold_start_ms: float | None = None
+    memory_mb: float | None = None
+    """Measured resident memory of the model's backend processes while loaded."""
+    pinned: bool = False
+    unloads: int = 0
+    last_unload_reason: str | None = None
+    retained_after_unload_mb: float | None = None
+    """Memory Triton's own process kept after the last unload (measured)."""
 
 
 @dataclass
@@ -41,10 +52,12 @@ class _Stats:
 
 
 class ModelService:
-    def __init__(self, triton: Triton, *, load_timeout_s: float = 300.0) -> None:
+    def __init__(self, triton: Triton, lifecycle: LifecycleManager, *, load_timeout_s: float = 300.0) -> None:
         self._triton = triton
+        self._lifecycle = lifecycle
         self._stats: dict[str, _Stats] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._control = asyncio.Lock()  # loads and unloads one at a time: budgets stay consistent
         self._load_timeout_s = load_timeout_s
 
     def _stat(self, name: str) -> _Stats:
@@ -61,12 +74,24 @@ class ModelService:
                 state.state = entry.get("state", "")
             state.reason = entry.get("reason") or state.reason
             by_name[name] = state
+        loaded = {n for n, s in by_name.items() if s.state == "READY"}
+        self._lifecycle.refresh(loaded)
         for name, state in by_name.items():
             stat = self._stats.get(name)
             if stat is not None:
                 state.requests, state.errors = stat.requests, stat.errors
                 state.last_used, state.cold_start_ms = stat.last_used, stat.cold_start_ms
+            life = self._lifecycle.life(name)
+            state.memory_mb = life.memory_mb if name in loaded else None
+            state.pinned, state.unloads = life.pinned, life.unloads
+            state.last_unload_reason, state.retained_after_unload_mb = (
+                life.last_unload_reason,
+                life.retained_after_unload_mb,
+            )
         return [by_name[n] for n in sorted(by_name)]
+
+    async def _loaded(self) -> set[str]:
+        return {e["name"] for e in await self._triton.index() if e.get("state") == "READY"}
 
     async def get_model(self, name: str) -> ModelState:
         for model in await self.list_models():
@@ -75,16 +100,43 @@ class ModelService:
         raise NotFound(f"model {name!r} is not in the repository", code="unknown-model")
 
     async def load(self, name: str) -> ModelState:
+        """Load ``name``, first evicting least-recently-used models if the budget needs it."""
         await self.get_model(name)  # 404 for a name the repository does not have
-        started = time.perf_counter()
-        await self._triton.load(name)
-        self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
+        async with self._control:
+            loaded = await self._loaded()
+            for victim in self._lifecycle.eviction_plan(name, loaded):
+                await self._unload(victim, reason=f"evicted to make room for {name}")
+            self._lifecycle.before_load(name)
+            started = time.perf_counter()
+            await self._triton.load(name)
+            self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
+            self._lifecycle.touch(name)
+            log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms)
         return await self.get_model(name)
 
-    async def unload(self, name: str) -> ModelState:
+    async def unload(self, name: str, reason: str = "unloaded by an administrator") -> ModelState:
         await self.get_model(name)
-        await self._triton.unload(name)
+        async with self._control:
+            await self._unload(name, reason)
         return await self.get_model(name)
+
+    async def _unload(self, name: str, reason: str) -> None:
+        self._lifecycle.life(name).last_unload_reason = reason  # visible as soon as the state changes
+        await self._triton.unload(name)
+        # Triton unloads in the background; measure once the model's processes are gone.
+        deadline = time.monotonic() + 15
+        while name in self._lifecycle.memory.per_model_mb() and time.monotonic() < deadline:  # noqa: ASYNC110 - polling another process
+            await asyncio.sleep(0.1)
+        self._lifecycle.after_unload(name, reason)
+        log.info("model unloaded", model=name, reason=reason)
+
+    async def unload_idle(self) -> list[str]:
+        """Unload every model idle for longer than the TTL (pinned ones never)."""
+        async with self._control:
+            idle = self._lifecycle.idle(await self._loaded())
+            for name in idle:
+                await self._unload(name, reason=f"idle for {self._lifecycle.idle_ttl_s:.0f}s")
+        return idle
 
     async def _ensure_loaded(self, name: str) -> dict[str, Any]:
         try:
@@ -106,6 +158,7 @@ class ModelService:
         stat = self._stat(name)
         stat.requests += 1
         stat.last_used = datetime.now(UTC)
+        self._lifecycle.touch(name)
         try:
             meta = await self._ensure_loaded(name)
             arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}

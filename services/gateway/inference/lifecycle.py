@@ -1,0 +1,199 @@
+"""Model lifecycle: measured memory, a per-device budget with LRU eviction, idle unload, pins.
+
+Memory is measured, not declared: every python-backend model instance runs in its own
+``triton_python_backend_stub`` process, whose argv ends with the instance name
+(``<model>_<group>_<index>``), so a model's resident memory is the RSS of its stubs. Triton's own
+process is measured before a load and after the unload: what it did not give back is reported.
+Declared sizes (config parameter ``hearth.memory_mb``) are only the estimate for a model that has
+never been loaded here.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import structlog
+
+log = structlog.get_logger("gateway.lifecycle")
+
+_INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
+_PARAM = re.compile(r'key:\s*"(?P<key>[^"]+)"\s*,?\s*value:\s*\{\s*string_value:\s*"(?P<value>[^"]*)"\s*\}')
+MB = 1024 * 1024
+
+
+def declared_parameters(repositories: list[Path], model: str) -> dict[str, str]:
+    """The ``parameters`` of a model's config.pbtxt (string values), from the first repository holding it."""
+    for repo in repositories:
+        config = repo / model / "config.pbtxt"
+        if config.exists():
+            return {m["key"]: m["value"] for m in _PARAM.finditer(config.read_text())}
+    return {}
+
+
+class TritonMemory:
+    """Resident memory of the Triton server and of each model's backend processes (same host)."""
+
+    def __init__(self, grpc_port: int) -> None:
+        self._port = grpc_port
+        self._proc: psutil.Process | None = None
+
+    def _server(self) -> psutil.Process | None:
+        if self._proc is not None and self._proc.is_running():
+            return self._proc
+        self._proc = None
+        for proc in psutil.process_iter(["name"]):
+            if proc.info["name"] != "tritonserver":
+                continue
+            try:
+                if any(c.laddr and c.laddr.port == self._port for c in proc.net_connections(kind="inet")):
+                    self._proc = proc
+                    break
+            except psutil.Error:
+                continue
+        return self._proc
+
+    def server_mb(self) -> float | None:
+        """RSS of the Triton process itself (None when it runs elsewhere, e.g. another container)."""
+        proc = self._server()
+        try:
+            return proc.memory_info().rss / MB if proc is not None else None
+        except psutil.Error:
+            return None
+
+    def per_model_mb(self) -> dict[str, float]:
+        """RSS of each model's backend stub processes, by model name."""
+        proc = self._server()
+        if proc is None:
+            return {}
+        out: dict[str, float] = {}
+        try:
+            children = proc.children(recursive=True)
+        except psutil.Error:
+            return {}
+        for child in children:
+            try:
+                argv = child.cmdline()
+                if not argv or not argv[0].endswith("triton_python_backend_stub") or len(argv) < 3:
+                    continue
+                match = _INSTANCE.match(argv[-2])
+                if match:
+                    out[match["model"]] = out.get(match["model"], 0.0) + child.memory_info().rss / MB
+            except psutil.Error:
+                continue
+        return out
+
+
+@dataclass
+class ModelLife:
+    """What the manager knows of one model."""
+
+    last_used: float = 0.0  # monotonic
+    memory_mb: float | None = None  # measured while loaded
+    pinned: bool = False
+    unloads: int = 0
+    last_unload_reason: str | None = None
+    retained_after_unload_mb: float | None = None
+    server_mb_before_load: float | None = None
+
+
+@dataclass
+class Budget:
+    """Memory the models of one device may use."""
+
+    device: str
+    limit_mb: float
+
+
+@dataclass
+class LifecycleManager:
+    """Decides what to unload: LRU eviction to stay within budget, idle unload after a TTL."""
+
+    memory: TritonMemory
+    repositories: list[Path]
+    budget: Budget
+    idle_ttl_s: float
+    pinned: set[str] = field(default_factory=set)
+    default_estimate_mb: float = 256.0
+    models: dict[str, ModelLife] = field(default_factory=dict)
+
+    def life(self, name: str) -> ModelLife:
+        life = self.models.get(name)
+        if life is None:
+            params = declared_parameters(self.repositories, name)
+            pinned = name in self.pinned or params.get("hearth.pinned", "").lower() == "true"
+            life = self.models[name] = ModelLife(pinned=pinned)
+        return life
+
+    def touch(self, name: str) -> None:
+        self.life(name).last_used = time.monotonic()
+
+    def estimate_mb(self, name: str) -> float:
+        life = self.life(name)
+        if life.memory_mb is not None:
+            return life.memory_mb
+        params = declared_parameters(self.repositories, name)
+        variant = params.get("hearth.default_variant", "")
+        for key in (f"hearth.memory_mb.{variant}", "hearth.memory_mb"):
+            if params.get(key):
+                try:
+                    return float(params[key])
+                except ValueError:
+                    break
+        return self.default_estimate_mb
+
+    def refresh(self, loaded: set[str]) -> dict[str, float]:
+        """Measure every loaded model; returns the measurements."""
+        measured = self.memory.per_model_mb()
+        for name in loaded:
+            if name in measured:
+                self.life(name).memory_mb = round(measured[name], 1)
+        return measured
+
+    def eviction_plan(self, name: str, loaded: set[str]) -> list[str]:
+        """Models to unload (least recently used first, never pinned) so that ``name`` fits."""
+        self.refresh(loaded)
+        used = sum(self.estimate_mb(m) for m in loaded if m != name)
+        need = self.estimate_mb(name)
+        plan: list[str] = []
+        candidates = sorted(
+            (m for m in loaded if m != name and not self.life(m).pinned), key=lambda m: self.life(m).last_used
+        )
+        for victim in candidates:
+            if used + need <= self.budget.limit_mb:
+                break
+            plan.append(victim)
+            used -= self.estimate_mb(victim)
+        if used + need > self.budget.limit_mb:
+            log.warning(
+                "model does not fit the memory budget even after eviction",
+                model=name,
+                need_mb=need,
+                used_mb=round(used, 1),
+                budget_mb=self.budget.limit_mb,
+            )
+        return plan
+
+    def idle(self, loaded: set[str]) -> list[str]:
+        """Loaded, unpinned models not used for ``idle_ttl_s`` (0 disables idle unload)."""
+        if self.idle_ttl_s <= 0:
+            return []
+        now = time.monotonic()
+        return [m for m in loaded if not self.life(m).pinned and now - self.life(m).last_used >= self.idle_ttl_s]
+
+    def before_load(self, name: str) -> None:
+        self.life(name).server_mb_before_load = self.memory.server_mb()
+
+    def after_unload(self, name: str, reason: str) -> None:
+        life = self.life(name)
+        life.unloads += 1
+        life.last_unload_reason = reason
+        life.memory_mb = None
+        before, after = life.server_mb_before_load, self.memory.server_mb()
+        if before is not None and after is not None:
+            life.retained_after_unload_mb = round(max(0.0, after - before), 1)
+            if life.retained_after_unload_mb > 0:
+                log.info("triton kept memory after unload", model=name, retained_mb=life.retained_after_unload_mb)
