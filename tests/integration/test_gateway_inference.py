@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def test_kserve_v2_inference_over_http(stack: HearthSettings, model: str, admin:
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["model_name"] == model
-    assert body["model_version"] == "1"
+    assert body["model_version"] == "2"  # the latest version serves by default
     (out,) = body["outputs"]
     assert out["name"] == "Y"
     assert out["shape"] == [2, 4]
@@ -216,3 +217,39 @@ def test_idle_models_are_unloaded_after_the_ttl(stack: HearthSettings, admin: di
             return
         time.sleep(2)
     pytest.fail("double_idle was not unloaded after its idle TTL")
+
+
+async def test_hot_switch_and_rollback_under_load_fail_no_request(stack: HearthSettings, admin: dict[str, str]) -> None:
+    url = f"{stack.gateway_url}/v1/models/double"
+    async with httpx.AsyncClient(headers=admin, timeout=120) as client:
+        assert (await client.post(f"{url}/infer", json=INFER_BODY)).status_code == 200
+        failures: list[str] = []
+        versions: set[str] = set()
+        done = asyncio.Event()
+
+        async def traffic() -> None:
+            while not done.is_set():
+                resp = await client.post(f"{url}/infer", json=INFER_BODY)
+                if resp.status_code != 200:
+                    failures.append(resp.text)
+                else:
+                    versions.add(resp.json()["model_version"])
+
+        workers = [asyncio.create_task(traffic()) for _ in range(4)]
+        try:
+            switched = await client.post(f"{url}/load", json={"version": "1"})
+            assert switched.status_code == 200, switched.text
+            await asyncio.sleep(0.5)
+            rolled_back = await client.post(f"{url}/rollback")
+            assert rolled_back.status_code == 200, rolled_back.text
+            await asyncio.sleep(0.5)
+        finally:
+            done.set()
+            await asyncio.gather(*workers)
+        assert failures == []
+        assert versions == {"1", "2"}
+        assert switched.json()["serving_version"] == "1"
+        assert switched.json()["previous_version"] == "2"
+        assert rolled_back.json()["serving_version"] == "2"
+        nothing_before = await client.post(f"{stack.gateway_url}/v1/models/double_b/rollback")
+        assert nothing_before.status_code == 409

@@ -14,7 +14,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from services.gateway.inference.kserve import InferRequest, InferResponse
-from services.gateway.inference.service import ModelService, ModelState
+from services.gateway.inference.service import LoadRequest, ModelService, ModelState
 from shared.errors import HearthError, InvalidInput
 
 log = structlog.get_logger("gateway.inference")
@@ -35,9 +35,17 @@ class ModelsController(Controller):
     async def get_model(self, model_service: ModelService, name: str) -> ModelState:
         return await model_service.get_model(name)
 
-    @post("/{name:str}/load", status_code=200, summary="Load a model (admin)")
-    async def load(self, model_service: ModelService, name: str) -> ModelState:
-        return await model_service.load(name)
+    @post(
+        "/{name:str}/load",
+        status_code=200,
+        summary="Load a model, or hot-switch its version, variant or device (admin)",
+    )
+    async def load(self, model_service: ModelService, name: str, data: LoadRequest | None = None) -> ModelState:
+        return await model_service.load(name, data)
+
+    @post("/{name:str}/rollback", status_code=200, summary="Serve the version that served before (admin)")
+    async def rollback(self, model_service: ModelService, name: str) -> ModelState:
+        return await model_service.rollback(name)
 
     @post("/{name:str}/unload", status_code=200, summary="Unload a model (admin)")
     async def unload(self, model_service: ModelService, name: str) -> ModelState:

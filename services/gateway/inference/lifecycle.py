@@ -98,6 +98,9 @@ class ModelLife:
     last_unload_reason: str | None = None
     retained_after_unload_mb: float | None = None
     server_mb_before_load: float | None = None
+    previous_version: str | None = None
+    variant: str | None = None
+    device: str | None = None
 
 
 @dataclass

@@ -18,9 +18,17 @@ from pydantic import BaseModel
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
 from services.gateway.inference.lifecycle import LifecycleManager
 from services.gateway.inference.triton import Triton
-from shared.errors import BadRequest, NotFound, Unavailable
+from shared.errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
 
 log = structlog.get_logger("gateway.models")
+
+
+class LoadRequest(BaseModel):
+    """How to load: a version (hot switch), a variant (e.g. int8) and a device (cpu, gpu:0)."""
+
+    version: str | None = None
+    variant: str | None = None
+    device: str | None = None
 
 
 class ModelState(BaseModel):
@@ -37,6 +45,10 @@ class ModelState(BaseModel):
     memory_mb: float | None = None
     """Measured resident memory of the model's backend processes while loaded."""
     pinned: bool = False
+    serving_version: str | None = None
+    previous_version: str | None = None
+    variant: str | None = None
+    device: str | None = None
     unloads: int = 0
     last_unload_reason: str | None = None
     retained_after_unload_mb: float | None = None
@@ -65,14 +77,21 @@ class ModelService:
 
     async def list_models(self) -> list[ModelState]:
         by_name: dict[str, ModelState] = {}
+        ready_versions: dict[str, list[int]] = {}
         for entry in await self._triton.index():
             name = entry["name"]
             state = by_name.get(name) or ModelState(name=name, state=entry.get("state", ""))
-            if entry.get("version"):
-                state.versions.append(str(entry["version"]))
-            if entry.get("state") == "READY" or not state.state:
-                state.state = entry.get("state", "")
-            state.reason = entry.get("reason") or state.reason
+            version = str(entry.get("version") or "")
+            if version:
+                state.versions.append(version)
+            if entry.get("state") == "READY":
+                state.state = "READY"
+                state.reason = None
+                if version.isdigit():
+                    ready_versions.setdefault(name, []).append(int(version))
+            elif state.state != "READY":
+                state.state = entry.get("state", "") or state.state
+                state.reason = entry.get("reason") or state.reason
             by_name[name] = state
         loaded = {n for n, s in by_name.items() if s.state == "READY"}
         self._lifecycle.refresh(loaded)
@@ -84,6 +103,10 @@ class ModelService:
             life = self._lifecycle.life(name)
             state.memory_mb = life.memory_mb if name in loaded else None
             state.pinned, state.unloads = life.pinned, life.unloads
+            state.variant, state.device = life.variant, life.device
+            served = ready_versions.get(name)
+            state.serving_version = str(max(served)) if served else None
+            state.previous_version = life.previous_version
             state.last_unload_reason, state.retained_after_unload_mb = (
                 life.last_unload_reason,
                 life.retained_after_unload_mb,
@@ -99,20 +122,43 @@ class ModelService:
                 return model
         raise NotFound(f"model {name!r} is not in the repository", code="unknown-model")
 
-    async def load(self, name: str) -> ModelState:
-        """Load ``name``, first evicting least-recently-used models if the budget needs it."""
-        await self.get_model(name)  # 404 for a name the repository does not have
+    async def load(self, name: str, request: LoadRequest | None = None) -> ModelState:
+        """Load ``name`` (evicting least-recently-used models if the budget needs it).
+
+        With a version, variant or device the model is (re)loaded with a config override.
+        Triton keeps serving the old version until the new one is ready, then moves traffic and
+        unloads the old one: a hot switch without failed requests.
+        """
+        current = await self.get_model(name)  # 404 for a name the repository does not have
+        request = request or LoadRequest()
         async with self._control:
             loaded = await self._loaded()
             for victim in self._lifecycle.eviction_plan(name, loaded):
                 await self._unload(victim, reason=f"evicted to make room for {name}")
             self._lifecycle.before_load(name)
+            override = None
+            if request.version or request.variant or request.device:
+                if name not in loaded:
+                    await self._triton.load(name)  # the override starts from the served config
+                override = placement_config(await self._triton.config(name), request)
             started = time.perf_counter()
-            await self._triton.load(name)
+            await self._triton.load(name, override)
+            life = self._lifecycle.life(name)
+            if request.version and current.serving_version and request.version != current.serving_version:
+                life.previous_version = current.serving_version
+            life.variant = request.variant or life.variant
+            life.device = request.device or life.device
             self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
             self._lifecycle.touch(name)
             log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms)
         return await self.get_model(name)
+
+    async def rollback(self, name: str) -> ModelState:
+        """Serve the version that served before the last switch."""
+        life = self._lifecycle.life(name)
+        if life.previous_version is None:
+            raise Conflict(f"{name} has no earlier version to roll back to")
+        return await self.load(name, LoadRequest(version=life.previous_version))
 
     async def unload(self, name: str, reason: str = "unloaded by an administrator") -> ModelState:
         await self.get_model(name)
@@ -174,3 +220,29 @@ class ModelService:
             raise
         outputs = [to_tensor(o, meta["outputs"][o]["datatype"], results[o]) for o in wanted]
         return InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)
+
+
+def placement_config(config: dict[str, Any], request: LoadRequest) -> dict[str, Any]:
+    """The served config with the requested version, variant and device applied."""
+    out = dict(config)
+    if request.version:
+        if not request.version.isdigit():
+            raise InvalidInput(f"version must be a number, not {request.version!r}")
+        out["version_policy"] = {"specific": {"versions": [int(request.version)]}}
+    if request.variant:
+        params = dict(out.get("parameters") or {})
+        params["variant"] = {"string_value": request.variant}
+        out["parameters"] = params
+    if request.device:
+        device = request.device.lower()
+        if device == "cpu":
+            group: dict[str, Any] = {"kind": "KIND_CPU", "count": 1}
+        elif device.startswith("gpu"):
+            index = device.partition(":")[2] or "0"
+            if not index.isdigit():
+                raise InvalidInput(f"device must be cpu or gpu[:N], not {request.device!r}")
+            group = {"kind": "KIND_GPU", "count": 1, "gpus": [int(index)]}
+        else:
+            raise InvalidInput(f"device must be cpu or gpu[:N], not {request.device!r}")
+        out["instance_group"] = [group]
+    return out

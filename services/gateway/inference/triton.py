@@ -73,6 +73,14 @@ class Triton:
         except InferenceServerException as exc:
             raise map_error(exc, name) from None
 
+    async def config(self, name: str) -> dict[str, Any]:
+        """The complete configuration Triton serves the (loaded) model with."""
+        try:
+            reply = await self._client.get_model_config(name, headers=self._admin, as_json=True)
+        except InferenceServerException as exc:
+            raise map_error(exc, name) from None
+        return dict(reply["config"])
+
     async def metadata(self, name: str) -> dict[str, Any]:
         """Inputs and outputs of a ready model: ``{"inputs": {name: {datatype, shape}}, "outputs": ...}``."""
         cached = self._metadata.get(name)
