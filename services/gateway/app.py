@@ -17,7 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 from services.gateway.auth import AccessGuard, load_enforcer
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
-from services.gateway.inference.handlers import ModelsController, serve_nats
+from services.gateway.inference.handlers import ModelsController, devices, serve_nats
 from services.gateway.inference.handlers import dependencies as inference_dependencies
 from services.gateway.inference.lifecycle import Budget, LifecycleManager, TritonMemory
 from services.gateway.inference.service import ModelService
@@ -55,6 +55,7 @@ def create_app(
         route_handlers=[
             HealthController,
             ModelsController,
+            devices,
             asyncapi,
             create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
         ],

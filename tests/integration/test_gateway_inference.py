@@ -253,3 +253,13 @@ async def test_hot_switch_and_rollback_under_load_fail_no_request(stack: HearthS
         assert rolled_back.json()["serving_version"] == "2"
         nothing_before = await client.post(f"{stack.gateway_url}/v1/models/double_b/rollback")
         assert nothing_before.status_code == 409
+
+
+def test_device_inventory_reports_the_cpu_and_no_phantom_gpu(stack: HearthSettings, admin: dict[str, str]) -> None:
+    resp = httpx.get(f"{stack.gateway_url}/v1/devices", headers=admin, timeout=30)
+    assert resp.status_code == 200
+    devices = resp.json()
+    assert devices[0]["id"] == "cpu"
+    assert devices[0]["memory_total_mb"] > 0
+    gpus = [d for d in devices if d["kind"] == "gpu"]
+    assert all(g["memory_total_mb"] > 0 for g in gpus)  # absent GPUs are absent, never zero-filled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
+from services.gateway.inference.devices import inventory
 from services.gateway.inference.kserve import InferRequest, InferResponse
 from services.gateway.inference.service import LoadRequest, ModelService, ModelState
 from shared.errors import HearthError, InvalidInput
@@ -60,6 +62,11 @@ class ModelsController(Controller):
     )
     async def infer(self, model_service: ModelService, name: str, data: InferRequest) -> InferResponse:
         return await model_service.infer(name, data)
+
+
+@get("/v1/devices", tags=["models"], summary="Devices models can be placed on: the CPU, NVIDIA GPUs via NVML")
+async def devices() -> list[dict[str, Any]]:
+    return [d.to_dict() for d in await asyncio.to_thread(inventory)]
 
 
 def dependencies(model_service: ModelService) -> dict[str, Provide]:
