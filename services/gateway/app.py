@@ -17,9 +17,10 @@ from swagger_ui_bundle import swagger_ui_path
 from services.gateway.auth import AccessGuard, load_enforcer
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
-from services.gateway.inference.handlers import ModelsController, devices, serve_nats
+from services.gateway.inference.handlers import ModelsController, devices, ocr, serve_nats
 from services.gateway.inference.handlers import dependencies as inference_dependencies
 from services.gateway.inference.lifecycle import Budget, LifecycleManager, TritonMemory
+from services.gateway.inference.ocr import MAX_IMAGE_BYTES
 from services.gateway.inference.service import ModelService
 from services.gateway.inference.triton import Triton
 from services.gateway.service import HealthService
@@ -56,6 +57,7 @@ def create_app(
             HealthController,
             ModelsController,
             devices,
+            ocr,
             asyncapi,
             create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
         ],
@@ -70,7 +72,10 @@ def create_app(
             render_plugins=[docs_ui],
         ),
         debug=False,
-        logging_config=None,  # the runtime's structured JSON logging, not Litestar's own format
+        logging_config=None,
+        request_max_body_size=MAX_IMAGE_BYTES
+        + 1024
+        * 1024,  # room for the multipart envelope  # the runtime's structured JSON logging, not Litestar's own format
     )
 
 

@@ -90,3 +90,18 @@ def test_unload_records_reason_and_memory_triton_kept(tmp_path: Path) -> None:
     lm.after_unload("m", "idle for 60s")
     life = lm.life("m")
     assert (life.unloads, life.last_unload_reason, life.retained_after_unload_mb) == (1, "idle for 60s", 12.5)
+
+
+def test_dependencies_are_touched_kept_and_unloaded_after_their_callers(tmp_path: Path) -> None:
+    write_model(tmp_path, "ocr", **{"hearth.depends_on": "rec"})
+    lm = manager(tmp_path, {"ocr": 300, "rec": 200, "other": 50}, 600, idle_ttl_s=0.01)
+    lm.touch("ocr")
+    assert lm.life("rec").last_used == lm.life("ocr").last_used
+    assert "rec" not in lm.eviction_plan("other2", {"ocr", "rec", "other"})
+    time.sleep(0.02)
+    lm.touch("other")
+    lm.life("rec").last_used = 0  # even if the callee looks idle, its caller decides
+    lm.life("ocr").last_used = time.monotonic()
+    assert lm.idle({"ocr", "rec"}) == []
+    lm.life("ocr").last_used = 0
+    assert lm.idle({"ocr", "rec"}) == ["ocr", "rec"]

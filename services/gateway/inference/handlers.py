@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from litestar import Controller, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -16,6 +19,7 @@ from pydantic import ValidationError
 
 from services.gateway.inference.devices import inventory
 from services.gateway.inference.kserve import InferRequest, InferResponse
+from services.gateway.inference.ocr import OcrResult, recognise
 from services.gateway.inference.service import LoadRequest, ModelService, ModelState
 from shared.errors import HearthError, InvalidInput
 
@@ -67,6 +71,21 @@ class ModelsController(Controller):
 @get("/v1/devices", tags=["models"], summary="Devices models can be placed on: the CPU, NVIDIA GPUs via NVML")
 async def devices() -> list[dict[str, Any]]:
     return [d.to_dict() for d in await asyncio.to_thread(inventory)]
+
+
+@post(
+    "/v1/ocr",
+    tags=["ocr"],
+    status_code=200,
+    summary="OCR of an uploaded image (PNG, JPEG, TIFF): lines with polygon, text and confidence",
+    description="Runs chinese_ocr_v3 (PP-OCRv4 detection, direction classifier, recogniser) in Triton. "
+    "400 for an empty or undecodable upload, 413 over 32 MiB.",
+)
+async def ocr(
+    model_service: ModelService,
+    data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> OcrResult:
+    return await recognise(model_service, await data.read())
 
 
 def dependencies(model_service: ModelService) -> dict[str, Provide]:

@@ -131,8 +131,17 @@ class LifecycleManager:
             life = self.models[name] = ModelLife(pinned=pinned)
         return life
 
+    def dependencies(self, name: str) -> list[str]:
+        """Models ``name`` calls (config parameter ``hearth.depends_on``), loaded before it."""
+        declared = declared_parameters(self.repositories, name).get("hearth.depends_on", "")
+        return [d.strip() for d in declared.split(",") if d.strip()]
+
     def touch(self, name: str) -> None:
-        self.life(name).last_used = time.monotonic()
+        """Record a use of ``name`` and of the models it calls (their use is invisible to the gateway)."""
+        now = time.monotonic()
+        self.life(name).last_used = now
+        for dependency in self.dependencies(name):
+            self.life(dependency).last_used = now
 
     def estimate_mb(self, name: str) -> float:
         life = self.life(name)
@@ -162,8 +171,11 @@ class LifecycleManager:
         used = sum(self.estimate_mb(m) for m in loaded if m != name)
         need = self.estimate_mb(name)
         plan: list[str] = []
+        # A model another loaded model calls is not evicted from under it.
+        needed = {d for m in loaded for d in self.dependencies(m)} | set(self.dependencies(name))
         candidates = sorted(
-            (m for m in loaded if m != name and not self.life(m).pinned), key=lambda m: self.life(m).last_used
+            (m for m in loaded if m != name and m not in needed and not self.life(m).pinned),
+            key=lambda m: self.life(m).last_used,
         )
         for victim in candidates:
             if used + need <= self.budget.limit_mb:
@@ -185,7 +197,16 @@ class LifecycleManager:
         if self.idle_ttl_s <= 0:
             return []
         now = time.monotonic()
-        return [m for m in loaded if not self.life(m).pinned and now - self.life(m).last_used >= self.idle_ttl_s]
+        idle = {m for m in loaded if not self.life(m).pinned and now - self.life(m).last_used >= self.idle_ttl_s}
+        # Never unload a model that a model staying loaded still calls.
+        while True:
+            staying = loaded - idle
+            needed = {d for m in staying for d in self.dependencies(m)}
+            if not idle & needed:
+                break
+            idle -= needed
+        # Callers before the models they call.
+        return sorted(idle, key=lambda m: any(m in self.dependencies(o) for o in idle))
 
     def before_load(self, name: str) -> None:
         self.life(name).server_mb_before_load = self.memory.server_mb()

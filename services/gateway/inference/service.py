@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import structlog
 from pydantic import BaseModel
 
@@ -132,6 +133,9 @@ class ModelService:
         current = await self.get_model(name)  # 404 for a name the repository does not have
         request = request or LoadRequest()
         async with self._control:
+            for dependency in self._lifecycle.dependencies(name):
+                if dependency not in await self._loaded():
+                    await self._load_plain(dependency)
             loaded = await self._loaded()
             for victim in self._lifecycle.eviction_plan(name, loaded):
                 await self._unload(victim, reason=f"evicted to make room for {name}")
@@ -152,6 +156,18 @@ class ModelService:
             self._lifecycle.touch(name)
             log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms)
         return await self.get_model(name)
+
+    async def _load_plain(self, name: str) -> None:
+        """Load a dependency (caller holds the control lock)."""
+        loaded = await self._loaded()
+        for victim in self._lifecycle.eviction_plan(name, loaded):
+            await self._unload(victim, reason=f"evicted to make room for {name}")
+        self._lifecycle.before_load(name)
+        started = time.perf_counter()
+        await self._triton.load(name)
+        self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
+        self._lifecycle.touch(name)
+        log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms, as_dependency=True)
 
     async def rollback(self, name: str) -> ModelState:
         """Serve the version that served before the last switch."""
@@ -220,6 +236,22 @@ class ModelService:
             raise
         outputs = [to_tensor(o, meta["outputs"][o]["datatype"], results[o]) for o in wanted]
         return InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)
+
+    async def infer_arrays(
+        self, name: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str], *, timeout_s: float | None = None
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """Typed callers inside the gateway (e.g. OCR): numpy in, numpy out, same accounting."""
+        stat = self._stat(name)
+        stat.requests += 1
+        stat.last_used = datetime.now(UTC)
+        self._lifecycle.touch(name)
+        try:
+            await self._ensure_loaded(name)
+            results, _ = await self._triton.infer(name, inputs, outputs, timeout_s=timeout_s)
+        except Exception:
+            stat.errors += 1
+            raise
+        return results
 
 
 def placement_config(config: dict[str, Any], request: LoadRequest) -> dict[str, Any]:

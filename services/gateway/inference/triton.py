@@ -25,6 +25,8 @@ def map_error(exc: InferenceServerException, model: str) -> HearthError:
     """A Triton error as the Hearth error a client should see."""
     status = str(exc.status() or "")
     message = exc.message() or str(exc)
+    if "is not ready" in message:
+        return Unavailable(f"{model}: {message}", code="model-not-ready", extra={"retry_after_s": 5})
     if "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status or "failed to connect" in message.lower():
         return Unavailable(f"Triton is not reachable: {message}", extra={"retry_after_s": 5})
     lowered = message.lower()
@@ -64,7 +66,9 @@ class Triton:
             err = map_error(exc, name)
             if isinstance(err, NotFound):
                 raise err from None
-            raise PermanentFailure(f"loading {name} failed: {exc.message()}", code="load-failed") from None
+            # Triton appends the model code's stack ("At: <file>(<line>)"): keep the reason only.
+            reason = (exc.message() or str(exc)).split("\n\nAt:")[0].strip()
+            raise PermanentFailure(f"loading {name} failed: {reason}", code="load-failed") from None
 
     async def unload(self, name: str) -> None:
         self._metadata.pop(name, None)
