@@ -80,11 +80,12 @@ def create_app(
 
 
 async def _sweep_idle(models: ModelService, interval_s: float) -> None:
-    """Idle unload (the seed's power saving): a model unused for the TTL gives its memory back."""
+    """Idle unload (the seed's power saving) and pre-loading ahead of a forecast busy hour."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await models.unload_idle()
+            await models.preload_forecast()
         except HearthError as exc:  # Triton down: try again next round
             log.warning("idle sweep skipped", reason=exc.detail)
 

@@ -16,6 +16,7 @@ import numpy as np
 import structlog
 from pydantic import BaseModel
 
+from services.gateway.inference.forecast import RateForecaster
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
 from services.gateway.inference.lifecycle import LifecycleManager
 from services.gateway.inference.triton import Triton
@@ -54,6 +55,8 @@ class ModelState(BaseModel):
     last_unload_reason: str | None = None
     retained_after_unload_mb: float | None = None
     """Memory Triton's own process kept after the last unload (measured)."""
+    forecast_next_hour: float = 0.0
+    """Requests expected in the coming hour (EWMA per hour of the week); drives pre-loading."""
 
 
 @dataclass
@@ -65,9 +68,17 @@ class _Stats:
 
 
 class ModelService:
-    def __init__(self, triton: Triton, lifecycle: LifecycleManager, *, load_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        triton: Triton,
+        lifecycle: LifecycleManager,
+        *,
+        forecaster: RateForecaster | None = None,
+        load_timeout_s: float = 300.0,
+    ) -> None:
         self._triton = triton
         self._lifecycle = lifecycle
+        self._forecaster = forecaster or RateForecaster()
         self._stats: dict[str, _Stats] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._control = asyncio.Lock()  # loads and unloads one at a time: budgets stay consistent
@@ -108,6 +119,7 @@ class ModelService:
             served = ready_versions.get(name)
             state.serving_version = str(max(served)) if served else None
             state.previous_version = life.previous_version
+            state.forecast_next_hour = round(self._forecaster.forecast(name), 1)
             state.last_unload_reason, state.retained_after_unload_mb = (
                 life.last_unload_reason,
                 life.retained_after_unload_mb,
@@ -192,6 +204,19 @@ class ModelService:
         self._lifecycle.after_unload(name, reason)
         log.info("model unloaded", model=name, reason=reason)
 
+    async def preload_forecast(self) -> list[str]:
+        """Load models whose forecast says a busy hour is coming, if they fit without evicting anything."""
+        loaded = await self._loaded()
+        started = []
+        for name in self._forecaster.to_preload(loaded):
+            if self._lifecycle.eviction_plan(name, loaded):
+                continue  # pre-loading never pushes out a model in use
+            await self.load(name)
+            log.info("model pre-loaded for its forecast peak", model=name, forecast=self._forecaster.forecast(name))
+            started.append(name)
+            loaded.add(name)
+        return started
+
     async def unload_idle(self) -> list[str]:
         """Unload every model idle for longer than the TTL (pinned ones never)."""
         async with self._control:
@@ -221,6 +246,7 @@ class ModelService:
         stat.requests += 1
         stat.last_used = datetime.now(UTC)
         self._lifecycle.touch(name)
+        self._forecaster.record(name)
         try:
             meta = await self._ensure_loaded(name)
             arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}
@@ -245,6 +271,7 @@ class ModelService:
         stat.requests += 1
         stat.last_used = datetime.now(UTC)
         self._lifecycle.touch(name)
+        self._forecaster.record(name)
         try:
             await self._ensure_loaded(name)
             results, _ = await self._triton.infer(name, inputs, outputs, timeout_s=timeout_s)
