@@ -1,0 +1,1 @@
+"""Test-data generators (rendered documents) and the text metrics used to score OCR on them."""
