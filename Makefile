@@ -25,9 +25,10 @@ $(VENV)/.installed: pyproject.toml
 
 # Triton and model dependencies live in their own venv, as production keeps them in their own
 # container: the python backend needs numpy<2 and services never import model libraries.
-$(VENV_TRITON)/.installed: infra/triton/requirements.txt $(VENV)/.installed
+$(VENV_TRITON)/.installed: infra/triton/requirements.txt infra/triton/overrides.txt $(VENV)/.installed
 	test -x $(VENV_TRITON)/bin/python || $(PYTHON) -m venv $(VENV_TRITON)
-	$(UV) pip install --python $(VENV_TRITON)/bin/python --quiet -r infra/triton/requirements.txt
+	$(UV) pip install --python $(VENV_TRITON)/bin/python --quiet -r infra/triton/requirements.txt \
+		--override infra/triton/overrides.txt
 	@touch $@
 
 up: setup ## Start the whole stack (waits until healthy, prints the URLs)
@@ -60,6 +61,9 @@ format: ## Apply ruff fixes and formatting
 bench: setup ## Print performance figures against the bare engines (needs `make up`)
 	$(PY) bench/bench_up.py
 	$(PY) bench/bench_bus.py
+	$(PY) bench/bench_gateway.py
+	$(PY) -m bench.bench_ocr_batching
+	$(PY) -m bench.bench_ocr_variants
 
 clean: ## Remove the environments (keeps var/, the data)
 	rm -rf $(VENV) $(VENV_TRITON)

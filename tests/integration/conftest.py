@@ -54,6 +54,8 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_GATEWAY_MODEL_MEMORY_BUDGET_MB": "140",
             "HEARTH_GATEWAY_MODEL_IDLE_TTL_S": str(TEST_IDLE_TTL_S),
             "HEARTH_GATEWAY_LIFECYCLE_SWEEP_S": "2",
+            # The OCR tests drive these in Triton directly, unseen by the gateway's idle clock.
+            "HEARTH_GATEWAY_PINNED_MODELS": "ocr_rec,chinese_ocr_v3",
         }
     )
     return env

@@ -289,12 +289,12 @@ def test_triton_variants(services: dict[str, dict[str, Any]]) -> None:
     assert devices[0]["capabilities"] == ["gpu"]
     for variant in (cpu, gpu):
         command = " ".join(variant["command"])
-        assert "--model-repository=/models" in command
+        assert "--model-repository=/opt/hearth/triton/model_repository" in command
         assert "--model-control-mode=explicit" in command
         restricted = "model-repository,model-config,shared-memory,statistics,trace:hearth-admin="
         assert f'--http-restricted-api="{restricted}' in command
         assert f'--grpc-restricted-protocol="{restricted}' in command
-        assert "./infra/triton/model_repository:/models:ro" in variant["volumes"]
+        assert "./infra/triton:/opt/hearth/triton:ro" in variant["volumes"]
         assert "v2/health/ready" in " ".join(variant["healthcheck"]["test"])
 
 

@@ -91,7 +91,8 @@ class TritonMemory:
 class ModelLife:
     """What the manager knows of one model."""
 
-    last_used: float = 0.0  # monotonic
+    # Monotonic; a model first seen (e.g. loaded by someone else) starts its idle clock then.
+    last_used: float = field(default_factory=time.monotonic)
     memory_mb: float | None = None  # measured while loaded
     pinned: bool = False
     unloads: int = 0
