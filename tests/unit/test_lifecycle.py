@@ -105,3 +105,25 @@ def test_dependencies_are_touched_kept_and_unloaded_after_their_callers(tmp_path
     assert lm.idle({"ocr", "rec"}) == []
     lm.life("ocr").last_used = 0
     assert lm.idle({"ocr", "rec"}) == ["ocr", "rec"]
+
+
+def test_the_quantised_variant_is_chosen_when_full_precision_cannot_fit(tmp_path: Path) -> None:
+    params = {
+        "hearth.variants": "fp32,int8",
+        "hearth.default_variant": "fp32",
+        "hearth.memory_mb.fp32": "900",
+        "hearth.memory_mb.int8": "600",
+    }
+    write_model(tmp_path, "ocr", **params)
+    write_model(tmp_path, "pinned", **{"hearth.pinned": "true", "hearth.memory_mb": "300"})
+    roomy = manager(tmp_path, {}, 2000)
+    assert roomy.choose_variant("ocr", set()) == (None, None)
+    tight = manager(tmp_path, {"pinned": 300, "other": 500}, 1000)
+    variant, reason = tight.choose_variant("ocr", {"pinned", "other"})  # "other" can be evicted, "pinned" not
+    assert variant == "int8"
+    assert reason is not None
+    assert "fp32 needs 900 MB" in reason
+    assert "at most 700 MB" in reason
+    assert tight.eviction_plan("ocr", {"pinned", "other"}, variant) == ["other"]
+    hopeless = manager(tmp_path, {"pinned": 300}, 500)
+    assert hopeless.choose_variant("ocr", {"pinned"}) == (None, None)  # nothing fits: the default, with a warning

@@ -14,24 +14,44 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import structlog
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
 
 log = structlog.get_logger("gateway.lifecycle")
 
 _INSTANCE = re.compile(r"^(?P<model>.+)_\d+_\d+$")
-_PARAM = re.compile(r'key:\s*"(?P<key>[^"]+)"\s*,?\s*value:\s*\{\s*string_value:\s*"(?P<value>[^"]*)"\s*\}')
 MB = 1024 * 1024
 
 
-def declared_parameters(repositories: list[Path], model: str) -> dict[str, str]:
-    """The ``parameters`` of a model's config.pbtxt (string values), from the first repository holding it."""
+def repository_config(repositories: list[Path], model: str) -> dict[str, Any] | None:
+    """A model's ``config.pbtxt`` as the JSON Triton's load API takes, from the first repository holding it.
+
+    A load override *replaces* the whole config (Triton 2.51), so overrides start from this.
+    (The Triton-side twin is ``infra/triton/hearth_triton/repository.py``, in the Triton venv.)
+    """
     for repo in repositories:
-        config = repo / model / "config.pbtxt"
-        if config.exists():
-            return {m["key"]: m["value"] for m in _PARAM.finditer(config.read_text())}
-    return {}
+        path = repo / model / "config.pbtxt"
+        if path.exists():
+            try:
+                message = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+            except text_format.ParseError as exc:
+                log.warning("unreadable model config", model=model, path=str(path), error=str(exc))
+                return None
+            if not message.name:
+                message.name = model
+            return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))
+    return None
+
+
+def declared_parameters(repositories: list[Path], model: str) -> dict[str, str]:
+    """The string ``parameters`` of a model's config.pbtxt."""
+    config = repository_config(repositories, model) or {}
+    params = config.get("parameters") or {}
+    return {k: str(v.get("string_value", "")) for k, v in params.items()}
 
 
 class TritonMemory:
@@ -101,6 +121,7 @@ class ModelLife:
     server_mb_before_load: float | None = None
     previous_version: str | None = None
     variant: str | None = None
+    variant_reason: str | None = None
     device: str | None = None
 
 
@@ -144,12 +165,13 @@ class LifecycleManager:
         for dependency in self.dependencies(name):
             self.life(dependency).last_used = now
 
-    def estimate_mb(self, name: str) -> float:
+    def estimate_mb(self, name: str, variant: str | None = None) -> float:
+        """Measured memory of the loaded variant, else the declared size of ``variant`` (or the default)."""
         life = self.life(name)
-        if life.memory_mb is not None:
-            return life.memory_mb
         params = declared_parameters(self.repositories, name)
-        variant = params.get("hearth.default_variant", "")
+        variant = variant or life.variant or params.get("hearth.default_variant", "")
+        if life.memory_mb is not None and variant == (life.variant or params.get("hearth.default_variant", "")):
+            return life.memory_mb
         for key in (f"hearth.memory_mb.{variant}", "hearth.memory_mb"):
             if params.get(key):
                 try:
@@ -166,11 +188,38 @@ class LifecycleManager:
                 self.life(name).memory_mb = round(measured[name], 1)
         return measured
 
-    def eviction_plan(self, name: str, loaded: set[str]) -> list[str]:
+    def choose_variant(self, name: str, loaded: set[str]) -> tuple[str | None, str | None]:
+        """The variant to load when none was asked for, and why (None: the default, it fits).
+
+        The seed's "automatic memory compression": when the default (full-precision) variant
+        cannot fit even after evicting every evictable model, the declared variant that fits
+        (smallest first) is loaded instead, and the choice is reported.
+        """
+        params = declared_parameters(self.repositories, name)
+        variants = [v.strip() for v in params.get("hearth.variants", "").split(",") if v.strip()]
+        default = params.get("hearth.default_variant") or (variants[0] if variants else None)
+        if default is None or len(variants) < 2:
+            return None, None
+        needed = {d for m in loaded for d in self.dependencies(m)} | set(self.dependencies(name))
+        fixed = sum(self.estimate_mb(m) for m in loaded if m != name and (self.life(m).pinned or m in needed))
+        available = self.budget.limit_mb - fixed
+        if self.estimate_mb(name, default) <= available:
+            return None, None
+        fitting = sorted((self.estimate_mb(name, v), v) for v in variants if v != default)
+        for size, variant in fitting:
+            if size <= available:
+                reason = (
+                    f"{default} needs {self.estimate_mb(name, default):.0f} MB but at most {available:.0f} MB "
+                    f"can be freed on {self.budget.device}: loaded {variant} ({size:.0f} MB)"
+                )
+                return variant, reason
+        return None, None
+
+    def eviction_plan(self, name: str, loaded: set[str], variant: str | None = None) -> list[str]:
         """Models to unload (least recently used first, never pinned) so that ``name`` fits."""
         self.refresh(loaded)
         used = sum(self.estimate_mb(m) for m in loaded if m != name)
-        need = self.estimate_mb(name)
+        need = self.estimate_mb(name, variant)
         plan: list[str] = []
         # A model another loaded model calls is not evicted from under it.
         needed = {d for m in loaded for d in self.dependencies(m)} | set(self.dependencies(name))

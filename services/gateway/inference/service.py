@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.gateway.inference.forecast import RateForecaster
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
-from services.gateway.inference.lifecycle import LifecycleManager
+from services.gateway.inference.lifecycle import LifecycleManager, repository_config
 from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
 
@@ -50,6 +50,8 @@ class ModelState(BaseModel):
     serving_version: str | None = None
     previous_version: str | None = None
     variant: str | None = None
+    variant_reason: str | None = None
+    """Why a variant other than the default was loaded (memory), when it was chosen automatically."""
     device: str | None = None
     unloads: int = 0
     last_unload_reason: str | None = None
@@ -116,6 +118,7 @@ class ModelService:
             state.memory_mb = life.memory_mb if name in loaded else None
             state.pinned, state.unloads = life.pinned, life.unloads
             state.variant, state.device = life.variant, life.device
+            state.variant_reason = life.variant_reason
             served = ready_versions.get(name)
             state.serving_version = str(max(served)) if served else None
             state.previous_version = life.previous_version
@@ -149,20 +152,32 @@ class ModelService:
                 if dependency not in await self._loaded():
                     await self._load_plain(dependency)
             loaded = await self._loaded()
-            for victim in self._lifecycle.eviction_plan(name, loaded):
+            reason = None
+            if request.variant is None and name not in loaded:
+                chosen, reason = self._lifecycle.choose_variant(name, loaded)
+                if chosen is not None:
+                    request = request.model_copy(update={"variant": chosen})
+                    log.info("variant chosen by memory", model=name, variant=chosen, reason=reason)
+            for victim in self._lifecycle.eviction_plan(name, loaded, request.variant):
                 await self._unload(victim, reason=f"evicted to make room for {name}")
             self._lifecycle.before_load(name)
             override = None
             if request.version or request.variant or request.device:
-                if name not in loaded:
-                    await self._triton.load(name)  # the override starts from the served config
-                override = placement_config(await self._triton.config(name), request)
+                # An override replaces the whole config: start from the repository's config.pbtxt,
+                # else from what Triton serves.
+                base = repository_config(self._lifecycle.repositories, name)
+                if base is None:
+                    if name not in loaded:
+                        await self._triton.load(name)
+                    base = await self._triton.config(name)
+                override = placement_config(base, request)
             started = time.perf_counter()
             await self._triton.load(name, override)
             life = self._lifecycle.life(name)
             if request.version and current.serving_version and request.version != current.serving_version:
                 life.previous_version = current.serving_version
             life.variant = request.variant or life.variant
+            life.variant_reason = reason
             life.device = request.device or life.device
             self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
             self._lifecycle.touch(name)
