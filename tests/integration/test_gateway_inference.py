@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import nats
@@ -263,3 +264,56 @@ def test_device_inventory_reports_the_cpu_and_no_phantom_gpu(stack: HearthSettin
     assert devices[0]["memory_total_mb"] > 0
     gpus = [d for d in devices if d["kind"] == "gpu"]
     assert all(g["memory_total_mb"] > 0 for g in gpus)  # absent GPUs are absent, never zero-filled
+
+
+async def _drive(client: httpx.AsyncClient, url: str, until: Callable[[], Awaitable[bool]], limit: int = 600) -> None:
+    for _ in range(limit):
+        await client.post(f"{url}/infer", json=INFER_BODY)
+        if await until():
+            return
+    pytest.fail("no canary verdict")
+
+
+async def test_canary_is_promoted_when_healthy_and_rolled_back_when_broken(
+    stack: HearthSettings, admin: dict[str, str]
+) -> None:
+    url = f"{stack.gateway_url}/v1/models/double_canary"
+    async with httpx.AsyncClient(headers=admin, timeout=120) as client:
+        await client.post(f"{url}/load", json={"version": "1"})
+
+        async def state() -> dict[str, Any]:
+            models = (await client.get(f"{stack.gateway_url}/v1/models")).json()
+            return next(m for m in models if m["name"] == "double_canary")
+
+        async def decided() -> bool:
+            canary = (await state())["canary"]
+            return canary is not None and canary["status"] != "running"
+
+        started = await client.post(f"{url}/canary", json={"version": "2", "share": 0.5, "min_requests": 10})
+        assert started.status_code == 200, started.text
+        assert started.json()["canary"]["status"] == "running"
+        again = await client.post(f"{url}/canary", json={"version": "2", "share": 0.5, "min_requests": 10})
+        assert again.status_code == 409
+        await _drive(client, url, decided)
+        promoted = await state()
+        assert promoted["canary"]["status"] == "promoted"
+        for _ in range(100):  # the verdict is applied in the background
+            if (await state())["serving_version"] == "2":
+                break
+            await asyncio.sleep(0.1)
+        assert (await state())["serving_version"] == "2"
+
+        broken = await client.post(f"{url}/canary", json={"version": "3", "share": 0.5, "min_requests": 10})
+        assert broken.status_code == 200, broken.text
+        await _drive(client, url, decided)
+        rolled_back = (await state())["canary"]
+        assert rolled_back["status"] == "rolled_back"
+        assert "error rate" in rolled_back["reason"]
+        for _ in range(100):  # the rollback is applied in the background
+            after = await client.post(f"{url}/infer", json=INFER_BODY)
+            if after.status_code == 200 and (await state())["serving_version"] == "2":
+                break
+            await asyncio.sleep(0.1)
+        assert after.status_code == 200
+        assert after.json()["model_version"] == "2"
+        assert (await state())["previous_version"] == "1"  # a rolled-back canary never served alone

@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
+from services.gateway.inference.canary import CanaryRequest
 from services.gateway.inference.devices import inventory
 from services.gateway.inference.kserve import InferRequest, InferResponse
 from services.gateway.inference.ocr import OcrResult, recognise
@@ -48,6 +49,14 @@ class ModelsController(Controller):
     )
     async def load(self, model_service: ModelService, name: str, data: LoadRequest | None = None) -> ModelState:
         return await model_service.load(name, data)
+
+    @post(
+        "/{name:str}/canary",
+        status_code=200,
+        summary="Canary release: a share of traffic to a new version, promoted or rolled back automatically (admin)",
+    )
+    async def canary(self, model_service: ModelService, name: str, data: CanaryRequest) -> ModelState:
+        return await model_service.start_canary(name, data)
 
     @post("/{name:str}/rollback", status_code=200, summary="Serve the version that served before (admin)")
     async def rollback(self, model_service: ModelService, name: str) -> ModelState:

@@ -16,11 +16,12 @@ import numpy as np
 import structlog
 from pydantic import BaseModel
 
+from services.gateway.inference.canary import Canary, CanaryRequest, CanaryState
 from services.gateway.inference.forecast import RateForecaster
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
 from services.gateway.inference.lifecycle import LifecycleManager, repository_config
 from services.gateway.inference.triton import Triton
-from shared.errors import BadRequest, Conflict, InvalidInput, NotFound, Unavailable
+from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound, Unavailable
 
 log = structlog.get_logger("gateway.models")
 
@@ -57,6 +58,8 @@ class ModelState(BaseModel):
     last_unload_reason: str | None = None
     retained_after_unload_mb: float | None = None
     """Memory Triton's own process kept after the last unload (measured)."""
+    canary: CanaryState | None = None
+    """The running (or last) canary release of this model."""
     forecast_next_hour: float = 0.0
     """Requests expected in the coming hour (EWMA per hour of the week); drives pre-loading."""
 
@@ -81,6 +84,8 @@ class ModelService:
         self._triton = triton
         self._lifecycle = lifecycle
         self._forecaster = forecaster or RateForecaster()
+        self._canaries: dict[str, Canary] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._stats: dict[str, _Stats] = {}
         self._loading: dict[str, asyncio.Lock] = {}
         self._control = asyncio.Lock()  # loads and unloads one at a time: budgets stay consistent
@@ -123,6 +128,10 @@ class ModelService:
             state.serving_version = str(max(served)) if served else None
             state.previous_version = life.previous_version
             state.forecast_next_hour = round(self._forecaster.forecast(name), 1)
+            canary = self._canaries.get(name)
+            state.canary = canary.state() if canary is not None else None
+            if canary is not None and canary.status == "running":
+                state.serving_version = canary.baseline_version  # the canary gets only its share
             state.last_unload_reason, state.retained_after_unload_mb = (
                 life.last_unload_reason,
                 life.retained_after_unload_mb,
@@ -196,6 +205,57 @@ class ModelService:
         self._lifecycle.touch(name)
         log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms, as_dependency=True)
 
+    async def start_canary(self, name: str, request: CanaryRequest) -> ModelState:
+        """Serve ``request.version`` beside the current version to a share of the traffic."""
+        current = await self.get_model(name)
+        if current.serving_version is None:
+            await self.load(name)
+            current = await self.get_model(name)
+        baseline = current.serving_version
+        if baseline is None or baseline == request.version:
+            raise Conflict(f"{name} must be serving another version than {request.version} to start a canary")
+        running = self._canaries.get(name)
+        if running is not None and running.status == "running":
+            raise Conflict(f"{name} already has a canary of version {running.canary_version} running")
+        base = repository_config(self._lifecycle.repositories, name) or await self._triton.config(name)
+        both = dict(base) | {
+            "version_policy": {"specific": {"versions": sorted({int(baseline), int(request.version)})}}
+        }
+        async with self._control:
+            await self._triton.load(name, both)
+        self._canaries[name] = Canary(baseline_version=baseline, request=request)
+        log.info("canary started", model=name, baseline=baseline, canary=request.version, share=request.share)
+        return await self.get_model(name)
+
+    def _canary_version(self, name: str) -> tuple[Canary | None, str]:
+        canary = self._canaries.get(name)
+        if canary is None or canary.status != "running":
+            return None, ""
+        return canary, canary.pick()
+
+    def _canary_record(self, name: str, canary: Canary | None, version: str, ok: bool, started: float) -> None:
+        if canary is None:
+            return
+        canary.record(version, ok, (time.perf_counter() - started) * 1000)
+        if canary.status == "running" and canary.verdict() != "running":
+            task = asyncio.create_task(self._finish_canary(name, canary))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _finish_canary(self, name: str, canary: Canary) -> None:
+        keep = canary.canary_version if canary.status == "promoted" else canary.baseline_version
+        request = LoadRequest(version=keep)
+        log.info("canary finished", model=name, verdict=canary.status, reason=canary.reason, serving=keep)
+        life = self._lifecycle.life(name)
+        earlier = life.previous_version
+        try:
+            await self.load(name, request)
+        except HearthError as exc:
+            log.error("canary verdict could not be applied", model=name, error=exc.detail)
+            return
+        # Promoted: rollback returns to the baseline. Rolled back: the canary never served alone.
+        life.previous_version = canary.baseline_version if canary.status == "promoted" else earlier
+
     async def rollback(self, name: str) -> ModelState:
         """Serve the version that served before the last switch."""
         life = self._lifecycle.life(name)
@@ -262,6 +322,7 @@ class ModelService:
         stat.last_used = datetime.now(UTC)
         self._lifecycle.touch(name)
         self._forecaster.record(name)
+        canary, pinned_version = self._canary_version(name)
         try:
             meta = await self._ensure_loaded(name)
             arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}
@@ -269,9 +330,15 @@ class ModelService:
             unknown = [o for o in wanted if o not in meta["outputs"]]
             if unknown:
                 raise BadRequest(f"unknown output(s) {unknown}; the model has: {', '.join(meta['outputs'])}")
-            results, version = await self._triton.infer(
-                name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or ""
-            )
+            started = time.perf_counter()
+            try:
+                results, version = await self._triton.infer(
+                    name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or "", model_version=pinned_version
+                )
+            except HearthError as err:
+                self._canary_record(name, canary, pinned_version, err.status < 500, started)
+                raise
+            self._canary_record(name, canary, pinned_version, True, started)
         except Exception:
             stat.errors += 1
             raise
@@ -287,9 +354,18 @@ class ModelService:
         stat.last_used = datetime.now(UTC)
         self._lifecycle.touch(name)
         self._forecaster.record(name)
+        canary, pinned_version = self._canary_version(name)
         try:
             await self._ensure_loaded(name)
-            results, _ = await self._triton.infer(name, inputs, outputs, timeout_s=timeout_s)
+            started = time.perf_counter()
+            try:
+                results, _ = await self._triton.infer(
+                    name, inputs, outputs, timeout_s=timeout_s, model_version=pinned_version
+                )
+            except HearthError as err:
+                self._canary_record(name, canary, pinned_version, err.status < 500, started)
+                raise
+            self._canary_record(name, canary, pinned_version, True, started)
         except Exception:
             stat.errors += 1
             raise

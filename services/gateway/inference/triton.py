@@ -122,6 +122,7 @@ class Triton:
         *,
         timeout_s: float | None = None,
         request_id: str = "",
+        model_version: str = "",
     ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
         """Run the model; returns its outputs and the version that answered."""
         infer_inputs = []
@@ -135,6 +136,7 @@ class Triton:
             result = await self._client.infer(
                 name,
                 infer_inputs,
+                model_version=model_version,
                 outputs=requested,
                 request_id=request_id,
                 client_timeout=timeout_s,

@@ -1,0 +1,1 @@
+../../double/1/model.py
