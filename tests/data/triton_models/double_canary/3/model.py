@@ -6,6 +6,5 @@ import triton_python_backend_utils as pb_utils
 class TritonPythonModel:
     def execute(self, requests):
         return [
-            pb_utils.InferenceResponse(error=pb_utils.TritonError("version 3 is a broken release"))
-            for _ in requests
+            pb_utils.InferenceResponse(error=pb_utils.TritonError("version 3 is a broken release")) for _ in requests
         ]
