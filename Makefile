@@ -62,6 +62,7 @@ bench: setup ## Print performance figures against the bare engines (needs `make 
 	$(PY) bench/bench_up.py
 	$(PY) bench/bench_bus.py
 	$(PY) bench/bench_gateway.py
+	$(PY) -m bench.bench_ocr_gateway
 	$(PY) -m bench.bench_ocr_batching
 	$(PY) -m bench.bench_ocr_variants
 
