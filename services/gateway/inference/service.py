@@ -155,55 +155,46 @@ class ModelService:
         unloads the old one: a hot switch without failed requests.
         """
         current = await self.get_model(name)  # 404 for a name the repository does not have
-        request = request or LoadRequest()
         async with self._control:
-            for dependency in self._lifecycle.dependencies(name):
-                if dependency not in await self._loaded():
-                    await self._load_plain(dependency)
-            loaded = await self._loaded()
-            reason = None
-            if request.variant is None and name not in loaded:
-                chosen, reason = self._lifecycle.choose_variant(name, loaded)
-                if chosen is not None:
-                    request = request.model_copy(update={"variant": chosen})
-                    log.info("variant chosen by memory", model=name, variant=chosen, reason=reason)
-            for victim in self._lifecycle.eviction_plan(name, loaded, request.variant):
-                await self._unload(victim, reason=f"evicted to make room for {name}")
-            self._lifecycle.before_load(name)
-            override = None
-            if request.version or request.variant or request.device:
-                # An override replaces the whole config: start from the repository's config.pbtxt,
-                # else from what Triton serves.
-                base = repository_config(self._lifecycle.repositories, name)
-                if base is None:
-                    if name not in loaded:
-                        await self._triton.load(name)
-                    base = await self._triton.config(name)
-                override = placement_config(base, request)
-            started = time.perf_counter()
-            await self._triton.load(name, override)
-            life = self._lifecycle.life(name)
-            if request.version and current.serving_version and request.version != current.serving_version:
-                life.previous_version = current.serving_version
-            life.variant = request.variant or life.variant
-            life.variant_reason = reason
-            life.device = request.device or life.device
-            self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
-            self._lifecycle.touch(name)
-            log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms)
+            await self._load_locked(name, request or LoadRequest(), current.serving_version)
         return await self.get_model(name)
 
-    async def _load_plain(self, name: str) -> None:
-        """Load a dependency (caller holds the control lock)."""
+    async def _load_locked(self, name: str, request: LoadRequest, serving_version: str | None) -> None:
+        """The load itself; the caller holds the control lock. Dependencies are loaded first."""
+        for dependency in self._lifecycle.dependencies(name):
+            if dependency not in await self._loaded():
+                await self._load_locked(dependency, LoadRequest(), None)
         loaded = await self._loaded()
-        for victim in self._lifecycle.eviction_plan(name, loaded):
+        reason = None
+        if request.variant is None and name not in loaded:
+            chosen, reason = self._lifecycle.choose_variant(name, loaded)
+            if chosen is not None:
+                request = request.model_copy(update={"variant": chosen})
+                log.info("variant chosen by memory", model=name, variant=chosen, reason=reason)
+        for victim in self._lifecycle.eviction_plan(name, loaded, request.variant):
             await self._unload(victim, reason=f"evicted to make room for {name}")
         self._lifecycle.before_load(name)
+        override = None
+        if request.version or request.variant or request.device:
+            # An override replaces the whole config: start from the repository's config.pbtxt,
+            # else from what Triton serves.
+            base = repository_config(self._lifecycle.repositories, name)
+            if base is None:
+                if name not in loaded:
+                    await self._triton.load(name)
+                base = await self._triton.config(name)
+            override = placement_config(base, request)
         started = time.perf_counter()
-        await self._triton.load(name)
+        await self._triton.load(name, override)
+        life = self._lifecycle.life(name)
+        if request.version and serving_version and request.version != serving_version:
+            life.previous_version = serving_version
+        life.variant = request.variant or life.variant
+        life.variant_reason = reason
+        life.device = request.device or life.device
         self._stat(name).cold_start_ms = round((time.perf_counter() - started) * 1000, 1)
         self._lifecycle.touch(name)
-        log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms, as_dependency=True)
+        log.info("model loaded", model=name, cold_start_ms=self._stat(name).cold_start_ms)
 
     async def start_canary(self, name: str, request: CanaryRequest) -> ModelState:
         """Serve ``request.version`` beside the current version to a share of the traffic."""
@@ -316,13 +307,38 @@ class ModelService:
                 await asyncio.wait_for(self.load(name), self._load_timeout_s)
             return await self._triton.metadata(name)
 
-    async def infer(self, name: str, request: InferRequest, *, timeout_s: float | None = None) -> InferResponse:
+    def _count_request(self, name: str) -> _Stats:
         stat = self._stat(name)
         stat.requests += 1
         stat.last_used = datetime.now(UTC)
         self._lifecycle.touch(name)
         self._forecaster.record(name)
-        canary, pinned_version = self._canary_version(name)
+        return stat
+
+    async def _call_triton(
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray[Any, Any]],
+        outputs: list[str],
+        *,
+        timeout_s: float | None,
+        request_id: str = "",
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
+        """One inference; during a canary it goes to the version the split picks, and counts for it."""
+        canary, version = self._canary_version(name)
+        started = time.perf_counter()
+        try:
+            answer = await self._triton.infer(
+                name, inputs, outputs, timeout_s=timeout_s, request_id=request_id, model_version=version
+            )
+        except HearthError as err:
+            self._canary_record(name, canary, version, err.status < 500, started)
+            raise
+        self._canary_record(name, canary, version, True, started)
+        return answer
+
+    async def infer(self, name: str, request: InferRequest, *, timeout_s: float | None = None) -> InferResponse:
+        stat = self._count_request(name)
         try:
             meta = await self._ensure_loaded(name)
             arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}
@@ -330,15 +346,9 @@ class ModelService:
             unknown = [o for o in wanted if o not in meta["outputs"]]
             if unknown:
                 raise BadRequest(f"unknown output(s) {unknown}; the model has: {', '.join(meta['outputs'])}")
-            started = time.perf_counter()
-            try:
-                results, version = await self._triton.infer(
-                    name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or "", model_version=pinned_version
-                )
-            except HearthError as err:
-                self._canary_record(name, canary, pinned_version, err.status < 500, started)
-                raise
-            self._canary_record(name, canary, pinned_version, True, started)
+            results, version = await self._call_triton(
+                name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or ""
+            )
         except Exception:
             stat.errors += 1
             raise
@@ -349,23 +359,10 @@ class ModelService:
         self, name: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str], *, timeout_s: float | None = None
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Typed callers inside the gateway (e.g. OCR): numpy in, numpy out, same accounting."""
-        stat = self._stat(name)
-        stat.requests += 1
-        stat.last_used = datetime.now(UTC)
-        self._lifecycle.touch(name)
-        self._forecaster.record(name)
-        canary, pinned_version = self._canary_version(name)
+        stat = self._count_request(name)
         try:
             await self._ensure_loaded(name)
-            started = time.perf_counter()
-            try:
-                results, _ = await self._triton.infer(
-                    name, inputs, outputs, timeout_s=timeout_s, model_version=pinned_version
-                )
-            except HearthError as err:
-                self._canary_record(name, canary, pinned_version, err.status < 500, started)
-                raise
-            self._canary_record(name, canary, pinned_version, True, started)
+            results, _ = await self._call_triton(name, inputs, outputs, timeout_s=timeout_s)
         except Exception:
             stat.errors += 1
             raise
