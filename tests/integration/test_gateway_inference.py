@@ -317,3 +317,23 @@ async def test_canary_is_promoted_when_healthy_and_rolled_back_when_broken(
         assert after.status_code == 200
         assert after.json()["model_version"] == "2"
         assert (await state())["previous_version"] == "1"  # a rolled-back canary never served alone
+
+
+def test_a_model_whose_load_fails_reports_state_and_reason(stack: HearthSettings, admin: dict[str, str]) -> None:
+    resp = _infer(stack, admin, "broken_init")
+    assert resp.status_code == 500
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert "weights file is corrupt" in resp.json()["detail"]
+    assert "At:" not in resp.json()["detail"]  # the model code's stack trace stays in Triton's log
+    state = _models(stack, admin)["broken_init"]
+    assert state["state"] == "UNAVAILABLE"
+    assert "weights file is corrupt" in str(state["reason"])
+
+
+def test_payload_over_the_limit_is_413(stack: HearthSettings, admin: dict[str, str]) -> None:
+    too_big = b"\x89PNG" + b"\0" * (34 * 1024 * 1024)
+    resp = httpx.post(
+        f"{stack.gateway_url}/v1/ocr", headers=admin, files={"file": ("big.png", too_big, "image/png")}, timeout=120
+    )
+    assert resp.status_code == 413
+    assert resp.headers["content-type"].startswith("application/problem+json")
