@@ -225,6 +225,9 @@ def triton_component(settings: HearthSettings) -> Component:
             f"--http-restricted-api={admin_key_arg.format(key=key)}",
             f"--grpc-restricted-protocol={admin_key_arg.format(key=key)}",
             "--log-verbose=0",
+            # Server readiness means the server: with strict readiness one model that failed to
+            # load would make all of Triton "not ready". Model state is in GET /v1/models.
+            "--strict-readiness=false",
         ],
         # The python backend stub takes its packages from the *activated* venv (PYTHONPATH alone
         # was not enough when checked), so activate it the way `source bin/activate` does.

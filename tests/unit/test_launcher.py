@@ -59,6 +59,7 @@ def test_every_service_is_a_component_and_everything_binds_the_configured_host(s
     assert names[5:] == list(SERVICES)
     triton = next(c for c in comps if c.name == "triton")
     assert "--model-control-mode=explicit" in triton.command
+    assert "--strict-readiness=false" in triton.command  # one broken model must not mark Triton down
     assert f"--http-address={settings.bind_host}" in triton.command
     assert any(a.startswith("--grpc-restricted-protocol=model-repository,") for a in triton.command)
     assert triton.env["LD_LIBRARY_PATH"].split(":")[0].endswith("lib")
