@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import nats
+import numpy as np
 import pytest
 
 from shared.clients import postgres_engine
@@ -97,7 +98,7 @@ async def test_nats_inference_gives_the_same_answer(stack: HearthSettings, model
     assert reply["result"]["outputs"] == over_http.json()["outputs"]
     refused = json.loads(bad.data)
     assert refused["ok"] is False
-    assert refused["error"]["kind"] == "InvalidInput"
+    assert refused["error"]["kind"] == "BadRequest"
 
 
 @pytest.mark.parametrize(
@@ -337,3 +338,25 @@ def test_payload_over_the_limit_is_413(stack: HearthSettings, admin: dict[str, s
     )
     assert resp.status_code == 413
     assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+def test_binary_tensor_extension_in_and_out(stack: HearthSettings, model: str, admin: dict[str, str]) -> None:
+    x = np.arange(8, dtype="<f4").reshape(2, 4)
+    header = json.dumps(
+        {
+            "inputs": [{"name": "X", "shape": [2, 4], "datatype": "FP32", "parameters": {"binary_data_size": 32}}],
+            "outputs": [{"name": "Y", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    resp = httpx.post(
+        f"{stack.gateway_url}/v1/models/{model}/infer",
+        content=header + x.tobytes(),
+        headers={**admin, "Inference-Header-Content-Length": str(len(header))},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    length = int(resp.headers["inference-header-content-length"])
+    meta = json.loads(resp.content[:length])
+    assert meta["outputs"][0]["parameters"]["binary_data_size"] == 32
+    y = np.frombuffer(resp.content[length:], dtype="<f4").reshape(2, 4)
+    assert np.array_equal(y, x * 2)

@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any
 
 import structlog
-from litestar import Controller, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
@@ -15,14 +15,19 @@ from litestar.params import Body
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import ValidationError
 
 from services.gateway.inference.canary import CanaryRequest
 from services.gateway.inference.devices import inventory
-from services.gateway.inference.kserve import InferRequest, InferResponse
+from services.gateway.inference.kserve import (
+    HEADER_LENGTH,
+    binary_response,
+    parse_binary_request,
+    parse_request,
+    wants_binary,
+)
 from services.gateway.inference.ocr import OcrResult, recognise
 from services.gateway.inference.service import LoadRequest, ModelService, ModelState
-from shared.errors import HearthError, InvalidInput
+from shared.errors import BadRequest, HearthError
 
 log = structlog.get_logger("gateway.inference")
 
@@ -70,11 +75,29 @@ class ModelsController(Controller):
         "/{name:str}/infer",
         status_code=200,
         summary="KServe v2 inference (JSON)",
-        description="Loads the model on its first request. Errors: 404 unknown model, 400/422 wrong tensor "
-        "name/shape/dtype, 503 with Retry-After when Triton is down.",
+        description="Loads the model on its first request. JSON, or the binary tensor extension "
+        "(`Inference-Header-Content-Length`; outputs in binary with `binary_data: true`). Errors: 404 unknown "
+        "model, 400 wrong tensor name/shape/dtype, 503 with Retry-After when Triton is down.",
     )
-    async def infer(self, model_service: ModelService, name: str, data: InferRequest) -> InferResponse:
-        return await model_service.infer(name, data)
+    async def infer(self, model_service: ModelService, name: str, request: Request[Any, Any, Any]) -> Response[Any]:
+        body = await request.body()
+        header = request.headers.get(HEADER_LENGTH)
+        if header is None:
+            response, _ = await model_service.infer(name, parse_request(body))
+            return Response(response)
+        if not header.isdigit():
+            raise BadRequest(f"Inference-Header-Content-Length must be a number, not {header!r}")
+        infer_request, raw = parse_binary_request(body, int(header))
+        response, arrays = await model_service.infer(name, infer_request, raw_inputs=raw)
+        binary = {o.name for o in response.outputs if wants_binary(infer_request, o.name)}
+        if not binary:
+            return Response(response)
+        content, length = binary_response(response, arrays, binary)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(length)},
+        )
 
 
 @get("/v1/devices", tags=["models"], summary="Devices models can be placed on: the CPU, NVIDIA GPUs via NVML")
@@ -110,11 +133,7 @@ async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscriptio
     async def handle(msg: Msg) -> None:
         model = msg.subject.removeprefix(f"{INFER_SUBJECT}.")
         try:
-            try:
-                request = InferRequest.model_validate_json(msg.data)
-            except ValidationError as exc:
-                raise InvalidInput(f"not a KServe v2 inference request: {exc.errors()[0]['msg']}") from None
-            response = await model_service.infer(model, request)
+            response, _ = await model_service.infer(model, parse_request(msg.data))
             body = b'{"ok":true,"result":' + response.model_dump_json().encode() + b"}"
         except HearthError as err:
             body = json.dumps({"ok": False, "error": err.to_dict()}).encode()

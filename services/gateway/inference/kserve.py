@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.errors import BadRequest
 
@@ -30,7 +31,8 @@ class TensorIn(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] = Field(default_factory=list)
+    """Empty when the values travel in binary (``parameters.binary_data_size``)."""
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -76,8 +78,11 @@ def _flatten(data: list[Any]) -> list[Any]:
     return flat
 
 
-def to_array(tensor: TensorIn, declared: dict[str, dict[str, Any]]) -> np.ndarray[Any, Any]:
-    """The numpy array of one input, checked against the model's declared inputs."""
+def to_array(tensor: TensorIn, declared: dict[str, dict[str, Any]], raw: bytes | None = None) -> np.ndarray[Any, Any]:
+    """The numpy array of one input, checked against the model's declared inputs.
+
+    ``raw`` holds the input's bytes when it came in the binary tensor extension.
+    """
     spec = declared.get(tensor.name)
     if spec is None:
         raise BadRequest(f"unknown input {tensor.name!r}; the model takes: {', '.join(sorted(declared))}")
@@ -86,8 +91,10 @@ def to_array(tensor: TensorIn, declared: dict[str, dict[str, Any]]) -> np.ndarra
     expected = spec["shape"]
     if len(expected) != len(tensor.shape) or any(e not in (-1, g) for e, g in zip(expected, tensor.shape, strict=True)):
         raise BadRequest(f"input {tensor.name!r} has shape {tensor.shape}; the model expects {expected} (-1 = any)")
-    flat = _flatten(tensor.data)
     count = int(np.prod(tensor.shape)) if tensor.shape else 1
+    if raw is not None:
+        return _from_binary(tensor, raw, count)
+    flat = _flatten(tensor.data)
     if len(flat) != count:
         raise BadRequest(f"input {tensor.name!r} carries {len(flat)} values for shape {tensor.shape} ({count})")
     if tensor.datatype == "BYTES":
@@ -112,3 +119,96 @@ def to_tensor(name: str, datatype: str, array: np.ndarray[Any, Any]) -> TensorOu
     else:
         data = array.reshape(-1).tolist()
     return TensorOut(name=name, shape=list(array.shape), datatype=datatype, data=data)
+
+
+HEADER_LENGTH = "inference-header-content-length"
+"""KServe v2 binary tensor extension: the JSON header's length; binary tensors follow it."""
+
+
+def parse_request(data: bytes) -> InferRequest:
+    try:
+        return InferRequest.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise BadRequest(f"not a KServe v2 inference request: {where}: {first['msg']}") from None
+
+
+def parse_binary_request(body: bytes, header_length: int) -> tuple[InferRequest, dict[str, bytes]]:
+    """Split a binary-extension body into the JSON request and each binary input's bytes."""
+    if not 0 < header_length <= len(body):
+        raise BadRequest(f"Inference-Header-Content-Length {header_length} does not fit a {len(body)}-byte body")
+    request = parse_request(body[:header_length])
+    raw: dict[str, bytes] = {}
+    offset = header_length
+    for tensor in request.inputs:
+        size = tensor.parameters.get("binary_data_size")
+        if size is None:
+            continue
+        if not isinstance(size, int) or size < 0 or offset + size > len(body):
+            raise BadRequest(f"input {tensor.name!r}: binary_data_size {size!r} does not fit the body")
+        raw[tensor.name] = body[offset : offset + size]
+        offset += size
+    if offset != len(body):
+        raise BadRequest(f"{len(body) - offset} bytes after the last binary input")
+    return request, raw
+
+
+def _from_binary(tensor: TensorIn, raw: bytes, count: int) -> np.ndarray[Any, Any]:
+    if tensor.datatype == "BYTES":
+        values, offset = [], 0
+        while offset < len(raw):
+            if offset + 4 > len(raw):
+                raise BadRequest(f"input {tensor.name!r}: truncated BYTES element")
+            length = int.from_bytes(raw[offset : offset + 4], "little")
+            values.append(raw[offset + 4 : offset + 4 + length])
+            offset += 4 + length
+        if offset != len(raw) or len(values) != count:
+            raise BadRequest(f"input {tensor.name!r}: {len(values)} BYTES elements for shape {tensor.shape}")
+        return np.array(values, dtype=np.object_).reshape(tensor.shape)
+    dtype = np.dtype(DTYPES[tensor.datatype]).newbyteorder("<")
+    if len(raw) != count * dtype.itemsize:
+        raise BadRequest(
+            f"input {tensor.name!r}: {len(raw)} bytes for shape {tensor.shape} of {tensor.datatype} "
+            f"({count * dtype.itemsize} expected)"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(tensor.shape)
+
+
+def wants_binary(request: InferRequest, name: str) -> bool:
+    """Whether the client asked for this output in binary."""
+    for out in request.outputs:
+        if out.name == name and "binary_data" in out.parameters:
+            return bool(out.parameters["binary_data"])
+    return bool(request.parameters.get("binary_data_output", False))
+
+
+def binary_response(
+    response: InferResponse, arrays: dict[str, np.ndarray[Any, Any]], binary: set[str]
+) -> tuple[bytes, int]:
+    """The body of a binary-extension response and its JSON header length."""
+    outputs, blobs = [], []
+    for tensor in response.outputs:
+        entry = tensor.model_dump()
+        if tensor.name in binary:
+            array = arrays[tensor.name]
+            if tensor.datatype == "BYTES":
+                blob = b"".join(
+                    len(v).to_bytes(4, "little") + v
+                    for v in (x if isinstance(x, bytes) else bytes(x) for x in array.reshape(-1))
+                )
+            else:
+                blob = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            entry.pop("data")
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        outputs.append(entry)
+    header = json.dumps(
+        {
+            "model_name": response.model_name,
+            "model_version": response.model_version,
+            "id": response.id,
+            "outputs": outputs,
+        }
+    ).encode()
+    return header + b"".join(blobs), len(header)

@@ -337,11 +337,20 @@ class ModelService:
         self._canary_record(name, canary, version, True, started)
         return answer
 
-    async def infer(self, name: str, request: InferRequest, *, timeout_s: float | None = None) -> InferResponse:
+    async def infer(
+        self,
+        name: str,
+        request: InferRequest,
+        *,
+        raw_inputs: dict[str, bytes] | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[InferResponse, dict[str, np.ndarray[Any, Any]]]:
+        """KServe v2 inference; also returns the output arrays (for binary-extension replies)."""
         stat = self._count_request(name)
+        raw_inputs = raw_inputs or {}
         try:
             meta = await self._ensure_loaded(name)
-            arrays = {t.name: to_array(t, meta["inputs"]) for t in request.inputs}
+            arrays = {t.name: to_array(t, meta["inputs"], raw_inputs.get(t.name)) for t in request.inputs}
             wanted = [o.name for o in request.outputs] or list(meta["outputs"])
             unknown = [o for o in wanted if o not in meta["outputs"]]
             if unknown:
@@ -353,7 +362,8 @@ class ModelService:
             stat.errors += 1
             raise
         outputs = [to_tensor(o, meta["outputs"][o]["datatype"], results[o]) for o in wanted]
-        return InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)
+        response = InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)
+        return response, results
 
     async def infer_arrays(
         self, name: str, inputs: dict[str, np.ndarray[Any, Any]], outputs: list[str], *, timeout_s: float | None = None
