@@ -24,6 +24,7 @@ import nats
 import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
+from services.gateway.inference.lifecycle import repository_config
 from shared.settings import get_settings
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "triton_models" / "double"
@@ -55,15 +56,7 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
     settings = get_settings()
     name = f"bench_double_{uuid.uuid4().hex[:6]}"
     admin = {"hearth-admin": settings.read_secret("triton-admin-key")}
-    config = {
-        "name": name,
-        "backend": "python",
-        "max_batch_size": 8,
-        "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [4]}],
-        "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [4]}],
-        "dynamic_batching": {},
-        "instance_group": [{"kind": "KIND_CPU", "count": 1}],
-    }
+    config = (repository_config([MODEL_DIR.parent], MODEL_DIR.name) or {}) | {"name": name}
     files = {"file:1/model.py": base64.b64encode((MODEL_DIR / "1" / "model.py").read_bytes()).decode()}
     async with httpx.AsyncClient(timeout=120) as http:
         resp = await http.post(

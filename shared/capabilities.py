@@ -343,27 +343,16 @@ class CapabilityRegistry:
         """
         subscribers: list[LogicSubscriber[Any]] = []
         for cap in self.capabilities():
-            if cap.max_workers > 1:
-                sub: LogicSubscriber[Any] = broker.subscriber(
-                    cap.subject,
-                    queue=self.queue_group,
-                    decoder=_raw_message,
-                    no_reply=True,
-                    max_workers=cap.max_workers,
-                    title=cap.name,
-                    description=cap.description,
-                    include_in_schema=False,  # documented with typed payloads by shared.asyncapi
-                )
-            else:
-                sub = broker.subscriber(
-                    cap.subject,
-                    queue=self.queue_group,
-                    decoder=_raw_message,
-                    no_reply=True,
-                    title=cap.name,
-                    description=cap.description,
-                    include_in_schema=False,
-                )
+            sub: LogicSubscriber[Any] = broker.subscriber(
+                cap.subject,
+                queue=self.queue_group,
+                decoder=_raw_message,
+                no_reply=True,
+                max_workers=cap.max_workers if cap.max_workers > 1 else None,
+                title=cap.name,
+                description=cap.description,
+                include_in_schema=False,  # documented with typed payloads by shared.asyncapi
+            )
             sub(_nats_endpoint(cap))
             subscribers.append(sub)
         return subscribers
