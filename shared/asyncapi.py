@@ -27,7 +27,7 @@ from pydantic import BaseModel, create_model
 
 from shared.capabilities import Capability, CapabilityRegistry, reply_model
 from shared.events import CATALOG, Catalog, Envelope, EventType
-from shared.settings import REPO_ROOT, SERVICES
+from shared.settings import REPO_ROOT, SERVICES, service_module
 
 DEFAULT_OUT: Final = REPO_ROOT / "docs" / "asyncapi.json"
 TITLE: Final = "Hearth"
@@ -44,7 +44,7 @@ def service_registries(services: Iterable[str] = SERVICES) -> list[CapabilityReg
     """Each service's registry, from ``services.<name>.app.create_registry()`` where it exists."""
     registries: list[CapabilityRegistry] = []
     for service in services:
-        module_name = f"services.{service}.app"
+        module_name = f"{service_module(service)}.app"
         if importlib.util.find_spec(module_name) is None:
             continue
         module = importlib.import_module(module_name)

@@ -1,4 +1,4 @@
-"""The ``hearth`` command: ``up | down | status | logs``.
+"""The ``hearth`` command: ``up | down | status | logs``, ``models ...``, ``workflows ...``.
 
 Every expected failure prints one message naming the cause and the fix (exit 1); a traceback
 only ever appears for a bug, and then after that message.
@@ -10,10 +10,12 @@ import json
 import os
 import subprocess
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shared.launcher import stack
@@ -207,6 +209,81 @@ def models_unload(name: str) -> None:
     """Unload a model from Triton."""
     model = _gateway(_settings(), "POST", f"/v1/models/{name}/unload")
     _print_models([model])  # type: ignore[list-item]
+
+
+workflows_app = typer.Typer(help="Workflow definitions: check them offline, or list them through the gateway.")
+app.add_typer(workflows_app, name="workflows")
+
+
+@workflows_app.command("validate")
+def workflows_validate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Definition files; every configured directory when none.")
+    ] = None,
+) -> None:
+    """Check definitions offline (no stack needed): YAML, keys, step types, models, references, triggers.
+
+    Prints ``ok <file>: <workflows>`` per good file and ``<file>:<line>: <reason>`` per problem;
+    exit 1 when there is any problem.
+    """
+    # workflows/ is imported only here: shared/ must not depend on it when the module loads.
+    from workflows.definitions import DefinitionError, LoadContext, load_definitions, load_file, repository_models
+
+    settings = _settings()
+    good: dict[str, list[str]] = {}
+    refused: dict[str, DefinitionError] = {}
+    if files:
+        ctx = LoadContext(models=repository_models(settings.triton_repositories))
+        for path in files:
+            try:
+                good[str(path)] = [d.name for d in load_file(path, ctx)]
+            except DefinitionError as exc:
+                refused[str(path)] = exc
+    else:
+        loaded = load_definitions(settings)
+        for name, file in loaded.files.items():
+            good.setdefault(file, []).append(name)
+        refused = loaded.errors
+        if not good and not refused:
+            dirs = ", ".join(str(d) for d in settings.workflow_directories)
+            err.print(f"no workflow definition files (*.yaml, *.yml) in {dirs}", markup=False)
+    for file, names in good.items():
+        print(f"ok {file}: {', '.join(names)}")
+    for error in refused.values():
+        for problem in error.problems:
+            print(problem)
+    if refused:
+        count = sum(len(e.problems) for e in refused.values())
+        _fail(f"{count} problem{'s' if count > 1 else ''} in {len(refused)} file{'s' if len(refused) > 1 else ''}")
+
+
+@workflows_app.command("list")
+def workflows_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every definition with its active version and triggers, and the files refused (through the gateway)."""
+    catalog = cast(dict[str, Any], _gateway(_settings(), "GET", "/v1/workflows"))
+    if as_json:
+        print(json.dumps(catalog, indent=2))
+        return
+    table = Table(title="Workflows")
+    for col in ("workflow", "version", "hash", "triggers", "steps", "file"):
+        table.add_column(col)
+    for w in catalog["workflows"]:
+        table.add_row(
+            escape(str(w["name"])),
+            str(w["active_version"]),
+            str(w["hash"])[:12],
+            escape(", ".join(str(t["subject"]) for t in w["triggers"]) or "-"),
+            str(len(w["steps"])),
+            escape(str(w["file"] or "-")),
+        )
+    console.print(table)
+    for refused in catalog["refused"]:
+        kept = ", ".join(refused["workflows"])
+        note = f" ({kept} stay on their last good version)" if kept else ""
+        err.print(f"refused {refused['file']}{note}:", markup=False)
+        for p in refused["problems"]:
+            where = f"{p['file']}:{p['line']}" if p.get("line") else p["file"]
+            err.print(f"  {where}: {p['reason']}", markup=False, highlight=False)
 
 
 if __name__ == "__main__":

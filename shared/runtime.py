@@ -18,7 +18,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,8 +86,14 @@ async def serve(
     *,
     on_start: Hook | None = None,
     settings: HearthSettings | None = None,
+    workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
 ) -> None:
-    """Run a service until SIGTERM/SIGINT. ``on_start`` adds service-specific parts (e.g. HTTP)."""
+    """Run a service until SIGTERM/SIGINT. ``on_start`` adds service-specific parts (e.g. HTTP).
+
+    ``workflows`` and ``activities`` (beyond the registry's, e.g. local activities) join the
+    service's Temporal worker; only the workflow worker has any.
+    """
     settings = settings or get_settings()
     name = registry.service
     configure_logging(name, settings.log_level)
@@ -104,9 +110,11 @@ async def serve(
         ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal)
         worker: Worker | None = None
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
-        activities = registry.activities()
-        if activities:
-            worker = Worker(temporal, task_queue=registry.task_queue, activities=activities)
+        worker_activities = [*registry.activities(), *activities]
+        if worker_activities or workflows:
+            worker = Worker(
+                temporal, task_queue=registry.task_queue, activities=worker_activities, workflows=list(workflows)
+            )
             running = worker
             worker_task = asyncio.create_task(running.run(), name=f"{name}-temporal-worker")
             waiters.append(worker_task)
@@ -142,6 +150,12 @@ async def serve(
     log.info("service stopped", service=name)
 
 
-def run(registry: CapabilityRegistry, *, on_start: Hook | None = None) -> None:
-    """Entry point of ``python -m services.<name>``."""
-    asyncio.run(serve(registry, on_start=on_start))
+def run(
+    registry: CapabilityRegistry,
+    *,
+    on_start: Hook | None = None,
+    workflows: Sequence[type] = (),
+    activities: Sequence[Callable[..., Any]] = (),
+) -> None:
+    """Entry point of ``python -m services.<name>`` (and ``python -m workflows``)."""
+    asyncio.run(serve(registry, on_start=on_start, workflows=workflows, activities=activities))

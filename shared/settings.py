@@ -15,8 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES: tuple[str, ...] = ("gateway", "ocr", "nlp", "media", "qc_vision", "governance", "telemetry")
-"""Every service under ``services/``; each runs as its own process."""
+SERVICES: tuple[str, ...] = ("gateway", "ocr", "nlp", "media", "qc_vision", "governance", "telemetry", "workflows")
+"""Every Hearth process: the services under ``services/`` and the workflow worker (``workflows/``)."""
+
+
+def service_module(service: str) -> str:
+    """The package a service runs from: ``services.<name>``, or ``workflows`` for the workflow worker."""
+    return "workflows" if service == "workflows" else f"services.{service}"
+
 
 _PORT_FIELDS = (
     "nats_port",
@@ -83,6 +89,10 @@ class HearthSettings(BaseSettings):
     triton_extra_model_repositories: str = Field(
         "", description="More model repositories for Triton, separated by ':' (e.g. the tests' models)."
     )
+    workflow_definitions: Path = Field(REPO_ROOT / "workflows", description="Directory of workflow YAML files.")
+    workflow_extra_definitions: str = Field(
+        "", description="More directories of workflow definitions, separated by ':' (e.g. the tests' workflows)."
+    )
     blob_max_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest blob the blob store accepts.")
     event_inline_max_bytes: int = Field(
         256 * 1024, gt=0, description="Largest event payload carried inline; bigger data goes to the blob store."
@@ -141,6 +151,12 @@ class HearthSettings(BaseSettings):
         """Every model repository Triton serves, the platform's first."""
         extra = [Path(p) for p in self.triton_extra_model_repositories.split(":") if p.strip()]
         return [self.triton_model_repository, *extra]
+
+    @property
+    def workflow_directories(self) -> list[Path]:
+        """Every directory of workflow definitions, the platform's first."""
+        extra = [Path(p) for p in self.workflow_extra_definitions.split(":") if p.strip()]
+        return [self.workflow_definitions, *extra]
 
     @property
     def nats_url(self) -> str:

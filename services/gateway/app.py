@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -25,12 +26,18 @@ from services.gateway.inference.service import ModelService
 from services.gateway.inference.triton import Triton
 from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
+from services.gateway.workflows.handlers import RunsController, WorkflowsController, WorkflowServices
+from services.gateway.workflows.handlers import dependencies as workflow_dependencies
 from shared.asyncapi import asyncapi_document
+from shared.blobstore import BlobStore
 from shared.capabilities import CapabilityRegistry
 from shared.clients import postgres_engine
 from shared.errors import HearthError
 from shared.identity.apikeys import ApiKeyStore
 from shared.runtime import ServiceContext, run
+from workflows.definitions import load_definitions
+from workflows.runs import RunService
+from workflows.versions import DefinitionStore
 
 log = structlog.get_logger("gateway")
 
@@ -40,6 +47,8 @@ def create_app(
     model_service: ModelService,
     asyncapi_doc: dict[str, Any],
     guard: AccessGuard,
+    *,
+    workflow_services: WorkflowServices,
     version: str = "0.1.0",
 ) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
@@ -56,12 +65,18 @@ def create_app(
         route_handlers=[
             HealthController,
             ModelsController,
+            WorkflowsController,
+            RunsController,
             devices,
             ocr,
             asyncapi,
             create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
         ],
-        dependencies={**dependencies(health_service, asyncapi_doc), **inference_dependencies(model_service)},
+        dependencies={
+            **dependencies(health_service, asyncapi_doc),
+            **inference_dependencies(model_service),
+            **workflow_dependencies(workflow_services),
+        },
         guards=[guard],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
@@ -72,10 +87,9 @@ def create_app(
             render_plugins=[docs_ui],
         ),
         debug=False,
-        logging_config=None,
-        request_max_body_size=MAX_IMAGE_BYTES
-        + 1024
-        * 1024,  # room for the multipart envelope  # the runtime's structured JSON logging, not Litestar's own format
+        logging_config=None,  # the runtime's structured JSON logging, not Litestar's own format
+        # OCR images and workflow uploads alike; the MiB on top is room for the multipart envelope.
+        request_max_body_size=MAX_IMAGE_BYTES + 1024 * 1024,
     )
 
 
@@ -116,7 +130,14 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     stack.push_async_callback(_stop_sweeper)
     subscription = await serve_nats(ctx.bus.nc, models)
     stack.push_async_callback(subscription.drain)
-    app = create_app(health, models, asyncapi_document(), guard)
+    definitions = DefinitionStore(engine)
+    workflow_services = WorkflowServices(
+        definitions=definitions,
+        runs=RunService(ctx.temporal, definitions),
+        blobs=await BlobStore.create(ctx.bus.js, ctx.settings),
+        read_files=functools.partial(load_definitions, ctx.settings),
+    )
+    app = create_app(health, models, asyncapi_document(), guard, workflow_services=workflow_services)
     config = uvicorn.Config(
         app,
         host=ctx.settings.bind_host,

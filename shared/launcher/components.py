@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.settings import REPO_ROOT, SERVICES, HearthSettings
+from shared.settings import REPO_ROOT, SERVICES, HearthSettings, service_module
 
 VENV_BIN = Path(sys.executable).parent
 POSTGRES_OS_USER = "embedded_postgres"
@@ -182,7 +182,7 @@ def build_components(settings: HearthSettings) -> list[Component]:
             Component(
                 name=service,
                 tier=1,
-                command=[sys.executable, "-m", f"services.{service}"],
+                command=[sys.executable, "-m", service_module(service)],
                 env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
                 ports=ports,
                 url=settings.gateway_url if service == "gateway" else f"nats:hearth.svc.{service}.health",

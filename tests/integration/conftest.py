@@ -39,6 +39,7 @@ def hearth_cli(
 
 
 TEST_MODELS = REPO_ROOT / "tests" / "data" / "triton_models"
+TEST_WORKFLOWS = REPO_ROOT / "tests" / "data" / "workflows"
 TEST_IDLE_TTL_S = 30
 
 
@@ -51,6 +52,8 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_ENVIRONMENT": "test",
             # The tests' tiny models beside the platform's, a budget they can exceed, a short idle TTL.
             "HEARTH_TRITON_EXTRA_MODEL_REPOSITORIES": str(TEST_MODELS),
+            # The engine tests' workflows beside the shipped ones.
+            "HEARTH_WORKFLOW_EXTRA_DEFINITIONS": str(TEST_WORKFLOWS),
             "HEARTH_GATEWAY_MODEL_MEMORY_BUDGET_MB": "140",
             "HEARTH_GATEWAY_MODEL_IDLE_TTL_S": str(TEST_IDLE_TTL_S),
             "HEARTH_GATEWAY_LIFECYCLE_SWEEP_S": "2",

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import REPO_ROOT, SERVICES
+from shared.settings import REPO_ROOT, SERVICES, service_module
 
 pytestmark = pytest.mark.unit
 
@@ -151,7 +151,7 @@ def test_every_hearth_service_has_a_compose_service(services: dict[str, dict[str
     for name in sorted(set(SERVICES) | folders):
         assert name in services, f"services/{name} has no compose service"
         service = services[name]
-        assert service.get("command") == ["python", "-m", f"services.{name}"], name
+        assert service.get("command") == ["python", "-m", service_module(name)], name
         assert service["environment"]["HEARTH_SERVICE"] == name
 
 

@@ -1,0 +1,3 @@
+from workflows.app import main
+
+main()
