@@ -344,7 +344,7 @@ async def test_an_undecided_review_escalates_then_the_deadline_decides(
     await replay(temporal, started.id, "t_review_timeout")
 
 
-async def test_a_rejection_can_fail_the_run_and_reviews_are_checked(runs: RunService) -> None:
+async def test_a_rejection_can_fail_the_run_and_reviews_are_checked(runs: RunService, temporal: TemporalClient) -> None:
     started = await runs.start("t_review_strict", {})
     await wait_status(runs, started.id, lambda d: d.status == "waiting_review")
     from shared.errors import Conflict
@@ -359,9 +359,12 @@ async def test_a_rejection_can_fail_the_run_and_reviews_are_checked(runs: RunSer
     assert "lee" in detail.error["detail"]
     with pytest.raises(Conflict):
         await runs.review(started.id, ReviewDecision(decision="approve"))
+    await replay(temporal, started.id, "t_review_rejected")
 
 
-async def test_a_cancelled_run_stops_and_reports_why(stack: HearthSettings, runs: RunService) -> None:
+async def test_a_cancelled_run_stops_and_reports_why(
+    stack: HearthSettings, runs: RunService, temporal: TemporalClient
+) -> None:
     started = await runs.start("t_review_strict", {})
     await wait_status(runs, started.id, lambda d: d.status == "waiting_review")
     await runs.cancel(started.id, CancelRequest(reason="duplicate upload", by="ops"))
@@ -370,6 +373,53 @@ async def test_a_cancelled_run_stops_and_reports_why(stack: HearthSettings, runs
     failed = [e for e in await stored_events(stack, started.id) if e.type == "hearth.workflow.failed.v1"]
     assert [e.data["reason"]["code"] for e in failed] == ["cancelled"]
     assert failed[0].data["reason"]["detail"] == "duplicate upload"
+    await replay(temporal, started.id, "t_review_cancelled")
+
+
+async def test_the_shipped_document_review_runs_from_an_ingest_event_to_a_stored_decision(
+    bus: Bus, runs: RunService, engine: AsyncEngine, temporal: TemporalClient
+) -> None:
+    t = tag()
+    event = Envelope(
+        source="test/erp",
+        type="hearth.ingest.document.v1",
+        data={
+            "text": "contract",
+            "filename": f"{t}.pdf",
+            "source_system": "erp",
+            "external_id": f"po-{t}",
+            "metadata": {"review": "required", "title": "Lease", "category": "contract"},
+        },
+    )
+    await bus.publish(event)
+    run_id = f"document_review-{event.id}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            waiting = await wait_status(runs, run_id, lambda d: d.status == "waiting_review")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    assert waiting.progress is not None
+    assert waiting.progress.review is not None
+    assert waiting.progress.review.title == f"Review {t}.pdf from erp"
+    assert waiting.document_id == f"po-{t}"
+    await runs.review(run_id, ReviewDecision(decision="approve", values={"title": "Office lease"}, reviewer="ann"))
+    detail = await finished(runs, run_id)
+    assert detail.status == "completed", detail.error
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT data FROM workflow_records WHERE collection = 'review_decisions' AND workflow_id = :w"),
+                {"w": run_id},
+            )
+        ).scalar_one()
+    assert stored["decision"] == "approve"
+    assert stored["values"]["title"] == "Office lease"
+    assert stored["external_id"] == f"po-{t}"
+    await replay(temporal, run_id, "document_review")
 
 
 # ---- triggers, idempotent starts, listing --------------------------------------------------------
