@@ -419,10 +419,17 @@ def _nats_callback(cap: Capability[Any, Any]) -> Callable[[Msg], Awaitable[None]
 
 def _activity_for(cap: Capability[Any, Any]) -> Callable[..., Awaitable[Any]]:
     async def run(inp: Any) -> Any:
-        return await cap.run_activity(inp)
+        # The input arrives as JSON data and is validated here: a payload that does not match
+        # the model is the caller's mistake, a non-retryable error naming the fields, where
+        # Temporal's own decoding failure would be retried as if it were transient.
+        try:
+            model = cap.input_type.model_validate(inp)
+        except ValidationError as exc:
+            err = InvalidInput(f"invalid input for {cap.name}", extra={"errors": validation_reasons(exc)})
+            raise ApplicationError(err.detail, err.to_dict(), type=err.code, non_retryable=True) from None
+        return await cap.run_activity(model)
 
-    # Temporal decodes arguments by the activity's type hints: give it the real models.
-    run.__annotations__ = {"inp": cap.input_type, "return": cap.result_type}
+    run.__annotations__ = {"inp": dict[str, Any], "return": cap.result_type}
     run.__name__ = run.__qualname__ = cap.name.replace(".", "_")
     run.__doc__ = cap.description
     defined: Callable[..., Awaitable[Any]] = activity.defn(name=cap.name)(run)

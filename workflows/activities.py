@@ -15,10 +15,19 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from shared.bus import Bus
 from shared.capabilities import CapabilityRegistry
-from shared.errors import HearthError, InvalidInput, NotFound, PermanentFailure, Unavailable, error_from_dict
+from shared.errors import (
+    HearthError,
+    InvalidInput,
+    NotFound,
+    PermanentFailure,
+    TooLarge,
+    Unavailable,
+    error_from_dict,
+)
 from shared.events.catalog import REQUEST_REPLY_DOMAINS, domain_of
 from shared.events.envelope import Envelope
 from shared.workflow import (
@@ -35,6 +44,7 @@ from shared.workflow import (
 
 EVENT_NAMESPACE: Final = uuid.UUID("8a1f7c3e-2b4d-4e6f-9a0b-1c2d3e4f5a6b")
 SOURCE: Final = "hearth/workflows"
+_BULKY: Final = ("output", "outputs", "values")
 
 
 def event_id(key: str) -> str:
@@ -148,18 +158,32 @@ class PlatformSteps:
         return InferResult(model=inp.model, model_version=result.get("model_version"), outputs=outputs, shapes=shapes)
 
     async def emit(self, inp: EmitEvent) -> str:
-        """Publish one of the engine's ``hearth.workflow.*`` events (an activity of this worker)."""
+        """Publish one of the engine's ``hearth.workflow.*`` events (a local activity of this worker).
+
+        An event over the inline limit goes out without its outputs/values, marked truncated:
+        the run's record (``GET /v1/runs/{id}``) has them.
+        """
         bus, _ = self._deps()
-        envelope = Envelope(
-            id=event_id(inp.key),
-            source=SOURCE,
-            type=inp.type,
-            subject=str(inp.data.get("workflow_id")),
-            tenant=inp.tenant,
-            correlationid=inp.correlation_id,
-            data=inp.data,
-        )
-        await bus.publish(envelope)
+        data = inp.data
+        for attempt in range(2):
+            envelope = Envelope(
+                id=event_id(inp.key),
+                source=SOURCE,
+                type=inp.type,
+                subject=str(data.get("workflow_id")),
+                tenant=inp.tenant,
+                correlationid=inp.correlation_id,
+                data=data,
+            )
+            try:
+                await bus.publish(envelope)
+            except TooLarge:
+                if attempt:
+                    raise
+                data = {k: v for k, v in data.items() if k not in _BULKY}
+                data.update({f"{k}_truncated": True for k in _BULKY if k in inp.data and k != "values"})
+                continue
+            break
         return envelope.id
 
 
@@ -173,9 +197,12 @@ def platform_registry(steps: PlatformSteps) -> CapabilityRegistry:
 
 
 def emit_activity(steps: PlatformSteps) -> Any:
-    """The activity the interpreter publishes its events with."""
+    """The local activity the interpreter publishes its events with."""
 
     async def emit(inp: EmitEvent) -> str:
-        return await steps.emit(inp)
+        try:
+            return await steps.emit(inp)
+        except HearthError as err:
+            raise ApplicationError(err.detail, err.to_dict(), type=err.code, non_retryable=not err.retryable) from err
 
     return activity.defn(name=EMIT_ACTIVITY)(emit)

@@ -371,6 +371,13 @@ class _Checker:
             step = self.step(key, step_body, seen, earlier, _line_of(member, key))
             if step is not None:
                 steps.append(step)
+        reviews = [s.id for s in steps if s.kind == "review"]
+        if len(reviews) > 1:
+            self.problem(
+                line,
+                f"parallel group {group_id!r} has {len(reviews)} human_review steps "
+                f"({', '.join(reviews)}): a run waits for one review at a time",
+            )
         if when is not None:
             self.check_refs(when, earlier, line, f"`when` of group {group_id!r}", expression=True)
         return GroupSpec(id=group_id, parallel=steps, when=when if isinstance(when, str) else None) if steps else None

@@ -20,6 +20,7 @@ text. Nothing here does I/O, reads the clock or imports anything the Temporal sa
 from __future__ import annotations
 
 import ast
+import json
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -46,7 +47,6 @@ _CONSTANTS: Final[dict[str, Any]] = {
     "False": False,
     "None": None,
 }
-_TEMPLATE_RE: Final = re.compile(r"\$\{(.*?)\}")
 _MAX_SOURCE: Final = 2000
 
 
@@ -278,7 +278,7 @@ def template_expressions(value: Any) -> list[Expression]:
     """Every ``${...}`` expression inside a parameter value (strings, lists, dicts, nested)."""
     found: list[Expression] = []
     if isinstance(value, str):
-        found.extend(compile_expression(m.group(1)) for m in _TEMPLATE_RE.finditer(value))
+        found.extend(compile_expression(source) for _, _, source in _placeholders(value))
     elif isinstance(value, Mapping):
         for item in value.values():
             found.extend(template_expressions(item))
@@ -291,7 +291,7 @@ def template_expressions(value: Any) -> list[Expression]:
 def has_template(value: Any) -> bool:
     """True when ``value`` (or anything inside it) holds a ``${...}`` placeholder."""
     if isinstance(value, str):
-        return _TEMPLATE_RE.search(value) is not None
+        return "${" in value
     if isinstance(value, Mapping):
         return any(has_template(v) for v in value.values())
     if isinstance(value, (list, tuple)):
@@ -299,21 +299,63 @@ def has_template(value: Any) -> bool:
     return False
 
 
+def _placeholders(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, source)`` of every ``${...}`` in ``text``; braces and quotes inside nest.
+
+    ``${default(input.meta, {})}`` is one placeholder: the scan counts braces outside string
+    literals, so an expression may hold dict literals and strings with braces.
+    """
+    found: list[tuple[int, int, str]] = []
+    i = text.find("${")
+    while i != -1:
+        depth, j, quote = 1, i + 2, ""
+        while j < len(text) and depth:
+            char = text[j]
+            if quote:
+                if char == "\\":
+                    j += 1
+                elif char == quote:
+                    quote = ""
+            elif char in "'\"":
+                quote = char
+            elif char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+            j += 1
+        if depth:
+            raise ExpressionError(f"unclosed ${{ in {text!r}")
+        found.append((i, j, text[i + 2 : j - 1]))
+        i = text.find("${", j)
+    return found
+
+
 def _format(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
 
 
 def render(value: Any, context: Mapping[str, Any]) -> Any:
     """Substitute every ``${...}`` in ``value`` (recursively) with its value in ``context``."""
     if isinstance(value, str):
-        whole = _TEMPLATE_RE.fullmatch(value.strip()) if value.count("${") == 1 else None
-        if whole is not None:
-            return compile_expression(whole.group(1)).evaluate(context)
-        return _TEMPLATE_RE.sub(lambda m: _format(compile_expression(m.group(1)).evaluate(context)), value)
+        spans = _placeholders(value)
+        if not spans:
+            return value
+        stripped = value.strip()
+        if len(spans) == 1 and stripped.startswith("${") and len(stripped) == spans[0][1] - spans[0][0]:
+            return compile_expression(spans[0][2]).evaluate(context)  # the whole string: keep the type
+        out, last = [], 0
+        for start, end, source in spans:
+            out.append(value[last:start])
+            out.append(_format(compile_expression(source).evaluate(context)))
+            last = end
+        out.append(value[last:])
+        return "".join(out)
     if isinstance(value, Mapping):
         return {k: render(v, context) for k, v in value.items()}
     if isinstance(value, list):

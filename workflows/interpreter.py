@@ -6,7 +6,7 @@ file never changes a running workflow, and the snapshot's hash is recorded in th
 
 Determinism: the code below only evaluates expressions (pure), schedules activities and timers,
 and reads ``workflow.now()``. Anything that does I/O is an activity: service capabilities on
-their task queues, and the engine's own event publishing as local activities on this worker.
+their task queues, and the engine's own event publishing as local activities of this worker.
 Changes here must keep old histories replaying (``tests/unit/test_replay.py`` checks committed
 histories); guard a behaviour change with ``workflow.patched``.
 """
@@ -107,7 +107,6 @@ class Interpreter:
         self._decided_at: dict[str, datetime] = {}
         self._cancel: CancelRequest | None = None
         self._inflight: list[workflow.ActivityHandle[Any]] = []
-        self._emits: list[workflow.ActivityHandle[Any]] = []
         self._error: dict[str, Any] | None = None
 
     # ---- queries and signals ------------------------------------------------------------------
@@ -134,7 +133,10 @@ class Interpreter:
 
     @workflow.signal
     def review(self, decision: ReviewDecision) -> None:
-        step_id = decision.step_id or (self._review.step_id if self._review else "*")
+        step_id = decision.step_id or (self._review.step_id if self._review else None)
+        if step_id is None:  # names no step and none is waiting: it cannot be meant for a later one
+            workflow.logger.warning("review signal ignored: no review is waiting and it names no step")
+            return
         self._decisions[step_id] = decision
         self._decided_at[step_id] = workflow.now()
 
@@ -166,12 +168,11 @@ class Interpreter:
         self._status = "completed"
         workflow.upsert_search_attributes([STATUS_KEY.value_set("completed")])
         outputs = self._outputs if _fits(self._outputs) else None
-        self._emit(
+        await self._emit(
             "hearth.workflow.completed.v1",
             "completed",
             {"duration_ms": self._ms_since(started), "outputs": outputs, "outputs_truncated": outputs is None},
         )
-        await self._drain_emits()
         return RunResult(workflow=inp.workflow, outputs=self._outputs, steps=list(self._steps.values()))
 
     async def _finish_failed(self, exc: StepFailed | RunCancelled, started: Any) -> dict[str, Any]:
@@ -184,7 +185,7 @@ class Interpreter:
             reason, failed_step, compensated = exc.error, exc.step_id, exc.compensated
         self._error = reason
         workflow.upsert_search_attributes([STATUS_KEY.value_set(self._status)])
-        self._emit(
+        await self._emit(
             "hearth.workflow.failed.v1",
             "failed",
             {
@@ -194,7 +195,6 @@ class Interpreter:
                 "compensated": compensated,
             },
         )
-        await self._drain_emits()
         return reason
 
     async def _run_items(self, items: list[StepSpec | GroupSpec]) -> None:
@@ -245,13 +245,19 @@ class Interpreter:
 
     async def _run_step(self, step: StepSpec, *, compensation: bool = False) -> None:
         progress = self._steps.setdefault(step.id, StepProgress(id=step.id, type=step.type))
-        if step.when is not None and not self._condition(step.when, step.id):
-            self._skip(step, f"`{step.when}` is false")
-            return
         self._check_cancel()
-        progress.status = "running"
-        progress.started_at = workflow.now()
         try:
+            if step.when is not None:
+                try:
+                    run_it = bool(compile_expression(step.when).evaluate(self._context()))
+                except ExpressionError as exc:
+                    progress.started_at = workflow.now()
+                    raise _Failure(_error("bad-expression", f"`when` of {step.id}: {exc}")) from None
+                if not run_it:
+                    self._skip(step, f"`{step.when}` is false")
+                    return
+            progress.status = "running"
+            progress.started_at = workflow.now()
             try:
                 params = render(step.params, self._context())
             except ExpressionError as exc:
@@ -267,7 +273,7 @@ class Interpreter:
         progress.finished_at = workflow.now()
         progress.duration_ms = self._ms_since(progress.started_at)
         self._outputs[step.id] = output
-        self._step_event(step, progress, output=output)
+        await self._step_event(step, progress, output=output)
 
     async def _failed(
         self, step: StepSpec, progress: StepProgress, error: dict[str, Any], *, compensation: bool
@@ -286,7 +292,7 @@ class Interpreter:
             compensated.append(comp.id)
         if step.compensate:
             progress.status = "compensated" if step.on_failure == "fail" else "failed"
-        self._step_event(step, progress, error=error)
+        await self._step_event(step, progress, error=error)
         if step.on_failure == "fail":
             raise StepFailed(step.id, error, compensated)
 
@@ -357,7 +363,7 @@ class Interpreter:
         progress.status = "waiting_review"
         self._status = "waiting_review"
         workflow.upsert_search_attributes([STATUS_KEY.value_set("waiting_review")])
-        self._emit(
+        await self._emit(
             "hearth.workflow.review.requested.v1",
             f"review.requested/{step.id}",
             {"step_id": step.id, "title": spec.title, "deadline": deadline.isoformat(), "values": spec.values},
@@ -400,11 +406,10 @@ class Interpreter:
         self, step_id: str, escalate_at: Any, deadline: Any, spec: HumanReviewParams
     ) -> ReviewDecision | None:
         def decided() -> bool:
-            return step_id in self._decisions or "*" in self._decisions or self._cancel is not None
+            return step_id in self._decisions or self._cancel is not None
 
         def decided_before(moment: datetime) -> bool:
-            key = step_id if step_id in self._decided_at else "*"
-            return key in self._decided_at and self._decided_at[key] < moment
+            return step_id in self._decided_at and self._decided_at[step_id] < moment
 
         # The escalation timer and a decision can land in one workflow task, and they were seen
         # resolving in one order when a restarted worker first ran the task and in the other
@@ -417,7 +422,7 @@ class Interpreter:
             if not decided_before(escalate_at):
                 if self._review is not None:
                     self._review.escalated = True
-                self._emit(
+                await self._emit(
                     "hearth.workflow.review.escalated.v1",
                     f"review.escalated/{step_id}",
                     {
@@ -434,14 +439,14 @@ class Interpreter:
         self._check_cancel()
         if not decided():
             return None
-        return self._decisions.pop(step_id, None) or self._decisions.pop("*")
+        return self._decisions.pop(step_id)
 
     # ---- events -------------------------------------------------------------------------------
-    def _step_event(
+    async def _step_event(
         self, step: StepSpec, progress: StepProgress, *, output: Any = None, error: dict[str, Any] | None = None
     ) -> None:
         fits = output is None or _fits(output)
-        self._emit(
+        await self._emit(
             "hearth.workflow.step.completed.v1",
             f"step/{step.id}",
             {
@@ -457,13 +462,13 @@ class Interpreter:
             },
         )
 
-    def _emit(self, event_type: str, key: str, data: dict[str, Any]) -> None:
-        """Publish an engine event from an activity of this worker, without waiting for it.
+    async def _emit(self, event_type: str, key: str, data: dict[str, Any]) -> None:
+        """Publish an engine event from a local activity of this worker, awaited in place.
 
-        Not a local activity: a query answered by replaying the history while a local activity
-        was in flight failed with a non-determinism error (seen after a worker restart). A
-        regular activity is scheduled with the next step's command, so the run does not wait
-        for it; every emit is awaited before the run ends (``_drain_emits``).
+        A local activity costs one JetStream publish inside the current workflow task, where a
+        regular activity per event cost a round trip through the server and a workflow task of
+        its own (``bench/bench_workflows.py``). An event that cannot be published for a reason
+        that will not go away is logged and dropped: events report a run, they never fail it.
         """
         inp = self._input
         if inp is None:
@@ -477,24 +482,21 @@ class Interpreter:
             "definition_version": inp.definition_version,
             "document_id": inp.document_id,
         }
-        handle = workflow.start_activity(
-            EMIT_ACTIVITY,
-            EmitEvent(
-                type=event_type,
-                key=f"{info.workflow_id}/{info.run_id}/{key}",
-                tenant=inp.tenant,
-                correlation_id=info.workflow_id,
-                data={**base, **data},
-            ),
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=_EMIT_RETRY,
-        )
-        self._emits.append(handle)
-
-    async def _drain_emits(self) -> None:
-        emits, self._emits = self._emits, []
-        if emits:
-            await asyncio.gather(*emits)
+        try:
+            await workflow.execute_local_activity(
+                EMIT_ACTIVITY,
+                EmitEvent(
+                    type=event_type,
+                    key=f"{info.workflow_id}/{info.run_id}/{key}",
+                    tenant=inp.tenant,
+                    correlation_id=info.workflow_id,
+                    data={**base, **data},
+                ),
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=_EMIT_RETRY,
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("event %s not published: %s", event_type, _activity_error(exc).get("detail"))
 
     @staticmethod
     def _ms_since(start: Any) -> float:

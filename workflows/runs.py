@@ -113,6 +113,8 @@ def visibility_query(flt: RunFilter) -> str:
             clauses.append(f"ExecutionStatus = {_quote('Terminated' if flt.status == 'terminated' else 'TimedOut')}")
         else:
             clauses.append(f"HearthStatus = {_quote(flt.status)}")
+            if flt.status in ("running", "waiting_review"):  # a terminated run keeps its last HearthStatus
+                clauses.append("ExecutionStatus = 'Running'")
     if flt.since:
         clauses.append(f"StartTime >= {_quote(flt.since.isoformat())}")
     if flt.until:

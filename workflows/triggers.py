@@ -1,6 +1,7 @@
 """Triggers: durable JetStream consumers that turn matching events into workflow runs.
 
-One durable consumer per (workflow, trigger), named ``wf-<workflow>-<n>``. For each event whose
+One durable consumer per (workflow, trigger), named ``wf-<workflow>-<n>``, created to deliver
+events published after it (not the stream's history); it keeps its place across restarts. For each event whose
 ``filter`` holds, a run starts with id ``<workflow>-<event id>``: a redelivered or re-published
 event (same id) finds that run already there, so it never starts a second one. An event that
 does not match is acknowledged and left alone; a filter or input that fails on an event is a
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from nats.js.api import DeliverPolicy
 
 from shared.bus import Bus
 from shared.errors import InvalidInput
@@ -84,6 +87,9 @@ class Triggers:
                 handler=self._handler(key.workflow, trigger),
                 description=f"starts {key.workflow} runs from {trigger.subject}",
                 batch=8,
+                # A new trigger sees events published from now on, not the stream's past month;
+                # once created, the durable keeps its place across restarts.
+                deliver_policy=DeliverPolicy.NEW,
             )
             await consumer.start()
             self._consumers[key] = consumer

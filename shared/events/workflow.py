@@ -24,7 +24,7 @@ class WorkflowStepCompleted(_RunEvent):
 
     step_id: str
     step_type: str
-    outcome: str = Field(description="completed, or failed when the step's on_failure let the run go on.")
+    outcome: str = Field(description="completed or failed (a failed step's on_failure says whether the run goes on).")
     started_at: datetime
     finished_at: datetime
     duration_ms: float

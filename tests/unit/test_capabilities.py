@@ -63,8 +63,18 @@ def test_activities_are_named_like_capabilities_and_exclude_health() -> None:
     activities = make_registry().activities()
     assert len(activities) == 1
     hints = activities[0].__annotations__
-    assert hints["inp"] is CountWords
     assert hints["return"] is WordsCounted
+
+
+async def test_an_activity_refuses_input_that_does_not_match_without_retries() -> None:
+    from temporalio.exceptions import ApplicationError
+
+    (activity_fn,) = make_registry().activities()
+    with pytest.raises(ApplicationError) as caught:
+        await activity_fn({"text": 42, "unexpected": True})
+    assert caught.value.non_retryable is True
+    assert caught.value.type == "invalid-input"
+    assert {e["loc"] for e in caught.value.details[0]["extra"]["errors"]} >= {"text"}
 
 
 @pytest.mark.parametrize("name", ["ocr.extract", "nlp", "nlp.", "nlp.Count", "Nlp.count"])

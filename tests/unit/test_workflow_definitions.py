@@ -1213,3 +1213,19 @@ def test_parse_duration_refuses(value: Any, message: str) -> None:
 def test_parse_duration_refuses_non_finite(value: float) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(value)
+
+
+def test_a_parallel_group_may_hold_one_human_review_only() -> None:
+    text = """workflows:
+  w:
+    steps:
+      - checks:
+          parallel:
+            - legal: {type: human_review}
+            - finance: {type: human_review}
+"""
+    with pytest.raises(DefinitionError) as caught:
+        parse_text(text, "w.yaml", LoadContext(models=set()))
+    (problem,) = caught.value.problems
+    assert problem.line == 4
+    assert "2 human_review steps (legal, finance)" in problem.reason

@@ -444,7 +444,6 @@ def test_a_whole_string_template_keeps_the_native_type(template: str, expected: 
         ("r=${input.ratio}", "r=1.5"),
         ("{${input.count}}", "{3}"),
         ("plain text", "plain text"),
-        ("${ unterminated", "${ unterminated"),
         ("$ {input.count}", "$ {input.count}"),
         ("$input.count", "$input.count"),
     ],
@@ -488,6 +487,8 @@ def test_render_leaves_non_templates_alone(value: Any) -> None:
         ("x ${1 +} y", "syntax error in '1 +'"),
         ("${}", "an expression must be a non-empty string"),
         ({"deep": ["${matches('a', '(')}"]}, "unterminated subpattern"),
+        ("${ unterminated", "unclosed ${"),
+        ("x ${input.count", "unclosed ${"),
     ],
 )
 def test_render_errors_are_expression_errors(template: Any, fragment: str) -> None:
@@ -504,7 +505,7 @@ def test_render_errors_are_expression_errors(template: Any, fragment: str) -> No
         ("${}", True),
         ("plain", False),
         ("$input", False),
-        ("${unterminated", False),
+        ("${unterminated", True),
         ({"a": {"b": ["x", "${y}"]}}, True),
         ({"a": {"b": ["x", "y"]}}, False),
         (["a", 1, None], False),
@@ -515,6 +516,21 @@ def test_render_errors_are_expression_errors(template: Any, fragment: str) -> No
 )
 def test_has_template(value: Any, expected: bool) -> None:
     assert has_template(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("${default(input.missing, {})}", {}),
+        ("${ {'a': 1}['a'] }", 1),
+        ("x ${ {'a': 1}['a'] } y", "x 1 y"),
+        ("${'}'}", "}"),
+        ('${"a{b"}', "a{b"),
+        ("doc ${input.doc}", 'doc {"kind": "invoice", "meta": {"review": "required"}}'),
+    ],
+)
+def test_placeholders_may_hold_braces_and_text_gets_json(template: str, expected: Any) -> None:
+    assert render(template, CONTEXT) == expected
 
 
 def test_template_expressions_finds_every_placeholder_in_order() -> None:

@@ -256,8 +256,11 @@ BASE = "WorkflowType = 'hearth.interpreter'"
         (RunFilter(workflow="document_review"), f"{BASE} AND HearthWorkflow = 'document_review'"),
         (RunFilter(tenant="acme"), f"{BASE} AND HearthTenant = 'acme'"),
         (RunFilter(document_id="INV-7"), f"{BASE} AND HearthDocumentId = 'INV-7'"),
-        (RunFilter(status="running"), f"{BASE} AND HearthStatus = 'running'"),
-        (RunFilter(status="waiting_review"), f"{BASE} AND HearthStatus = 'waiting_review'"),
+        (RunFilter(status="running"), f"{BASE} AND HearthStatus = 'running' AND ExecutionStatus = 'Running'"),
+        (
+            RunFilter(status="waiting_review"),
+            f"{BASE} AND HearthStatus = 'waiting_review' AND ExecutionStatus = 'Running'",
+        ),
         (RunFilter(status="completed"), f"{BASE} AND HearthStatus = 'completed'"),
         (RunFilter(status="failed"), f"{BASE} AND HearthStatus = 'failed'"),
         (RunFilter(status="cancelled"), f"{BASE} AND HearthStatus = 'cancelled'"),
