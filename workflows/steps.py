@@ -68,6 +68,7 @@ STEP_TYPES: Final[dict[str, StepType]] = {
             activity="workflows.infer",
             service=WORKFLOW_SERVICE,
             default_timeout_s=120.0,
+            heartbeat_timeout_s=30.0,  # a model's cold start can take most of the timeout
             model_param="model",
         ),
         StepType(

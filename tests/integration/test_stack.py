@@ -143,8 +143,10 @@ def test_a_port_in_use_is_named_with_its_fix(stack: HearthSettings, tmp_path: Pa
     assert "Traceback" not in out
 
 
+# Offsets of the stacks that never start keep their ports below Linux's ephemeral range
+# (32768-60999): a loopback connection's local port there made "port in use" win the race.
 def test_missing_triton_environment_says_run_make_setup(tmp_path: Path) -> None:
-    env = stack_env(tmp_path / "h", offset=41000)
+    env = stack_env(tmp_path / "h", offset=11000)
     env["HEARTH_TRITON_VENV"] = str(tmp_path / "no-such-venv")
     result = hearth_cli(env, "up", check=False)
     assert result.returncode == 1
@@ -155,7 +157,7 @@ def test_missing_triton_environment_says_run_make_setup(tmp_path: Path) -> None:
 def test_corrupt_state_dir_is_refused_with_a_fix(tmp_path: Path) -> None:
     home = tmp_path / "h"
     (home / "data" / "openbao" / "raft").mkdir(parents=True)
-    result = hearth_cli(stack_env(home, offset=42000), "up", check=False)
+    result = hearth_cli(stack_env(home, offset=12000), "up", check=False)
     assert result.returncode == 1
     assert "unseal key" in result.stderr
     assert "Restore" in result.stderr

@@ -30,6 +30,7 @@ from temporalio.client import Client as TemporalClient
 from shared.bus import Bus
 from shared.capabilities import call_capability
 from shared.clients import postgres_engine, temporal_client
+from shared.errors import NotFound
 from shared.events.envelope import Envelope
 from shared.settings import REPO_ROOT, HearthSettings
 from shared.workflow import (
@@ -94,6 +95,20 @@ async def finished(runs: RunService, run_id: str, timeout: float = 60.0) -> RunD
     return await wait_status(runs, run_id, lambda d: d.status in FINISHED, timeout)
 
 
+async def wait_triggered(
+    runs: RunService, run_id: str, until: Callable[[RunDetail], bool], timeout: float = 60.0
+) -> RunDetail:
+    """``wait_status`` for a run a trigger starts: it may not exist yet when the wait begins."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await wait_status(runs, run_id, until, timeout)
+        except NotFound:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def records(engine: AsyncEngine, collection: str, tag_value: str) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         rows = (
@@ -121,7 +136,7 @@ async def stored_events(stack: HearthSettings, run_id: str, subject: str = "hear
         while True:
             try:
                 msgs = await sub.fetch(200, timeout=1)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises its own subclass or asyncio's, depending on the path
                 break
             for msg in msgs:
                 envelope = Envelope.from_json(msg.data)
@@ -393,15 +408,7 @@ async def test_the_shipped_document_review_runs_from_an_ingest_event_to_a_stored
     )
     await bus.publish(event)
     run_id = f"document_review-{event.id}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            waiting = await wait_status(runs, run_id, lambda d: d.status == "waiting_review")
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    waiting = await wait_triggered(runs, run_id, lambda d: d.status == "waiting_review")
     assert waiting.progress is not None
     assert waiting.progress.review is not None
     assert waiting.progress.review.title == f"Review {t}.pdf from erp"
@@ -443,15 +450,7 @@ async def test_an_event_starts_one_run_however_often_it_is_published(
     # the same event again under a new message id, as a confused publisher would: same run id
     await bus.js.publish(event.type, event.to_json(), headers={"Nats-Msg-Id": f"again-{t}"})
     run_id = f"t_triggered-{event.id}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            detail = await finished(runs, run_id)
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
+    detail = await wait_triggered(runs, run_id, lambda d: d.status in FINISHED)
     assert detail.status == "completed", detail.error
     assert detail.document_id == f"ext-{t}"
     await asyncio.sleep(2)  # let the re-sent copy reach the trigger

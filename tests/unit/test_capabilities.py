@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -193,3 +194,31 @@ def test_error_from_application_error_ignores_foreign_errors() -> None:
     wrapped = RuntimeError("outer")
     wrapped.__cause__ = ApplicationError("inner", InvalidInput("bad").to_dict(), type="invalid-input")
     assert isinstance(error_from_application_error(wrapped), InvalidInput)
+
+
+async def test_a_long_activity_heartbeats_when_the_caller_set_a_heartbeat_timeout() -> None:
+    import dataclasses
+    from datetime import timedelta
+
+    from temporalio.testing import ActivityEnvironment
+
+    registry = CapabilityRegistry(service="nlp")
+
+    @registry.capability("nlp.slow")
+    async def slow(inp: CountWords) -> WordsCounted:
+        await asyncio.sleep(0.35)
+        return WordsCounted(words=1)
+
+    (activity_fn,) = registry.activities()
+    beats: list[tuple[object, ...]] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(details)
+    env.info = dataclasses.replace(env.info, heartbeat_timeout=timedelta(milliseconds=300))
+    assert await env.run(activity_fn, {"text": "a"}) == WordsCounted(words=1)
+    assert 3 <= len(beats) <= 6  # every 100 ms while it ran
+
+    quiet = ActivityEnvironment()
+    quiet_beats: list[tuple[object, ...]] = []
+    quiet.on_heartbeat = lambda *details: quiet_beats.append(details)
+    await quiet.run(activity_fn, {"text": "a"})
+    assert quiet_beats == []
