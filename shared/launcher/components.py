@@ -163,12 +163,6 @@ def build_components(settings: HearthSettings) -> list[Component]:
                 "--namespace",
                 settings.temporal_namespace,
                 "--ui-disable-news-fetch",
-                # One box, a few pollers per queue: one partition per task queue, so a task never
-                # waits on a partition that no poller is watching (the default is four).
-                "--dynamic-config-value",
-                "matching.numTaskqueueReadPartitions=1",
-                "--dynamic-config-value",
-                "matching.numTaskqueueWritePartitions=1",
                 "--log-level",
                 "warn",
             ],
