@@ -16,7 +16,7 @@ from typing import Any
 from nats.js.api import DeliverPolicy
 
 from shared.bus import Bus
-from shared.errors import InvalidInput
+from shared.errors import HearthError, InvalidInput
 from shared.events.consumer import EventConsumer
 from shared.events.envelope import Envelope
 from shared.logging import get_logger
@@ -91,7 +91,11 @@ class Triggers:
                 # once created, the durable keeps its place across restarts.
                 deliver_policy=DeliverPolicy.NEW,
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except HearthError as exc:  # the worker keeps running; the next sync tries again
+                log.error("trigger not started", workflow=key.workflow, durable=key.durable, error=exc.to_dict())
+                continue
             self._consumers[key] = consumer
             log.info("trigger started", workflow=key.workflow, subject=trigger.subject, durable=key.durable)
 

@@ -59,6 +59,7 @@ _DURABLE_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 _MAX_ERROR_DETAIL: Final = 2000
 # Room kept for the dead-letter record's own fields and headers inside the server's max_payload.
 _DEADLETTER_OVERHEAD: Final = 64 * 1024
+_DELIVER_POLICY_FIXED: Final = 10012  # JetStream: "deliver policy can not be updated"
 _DEADLETTER_NAMESPACE: Final = uuid.UUID("5b0e4a8e-7d0c-4c52-9a53-1f4f7a3e2d10")
 
 EventHandler = Callable[[Envelope, Any], Awaitable[None]]
@@ -221,7 +222,16 @@ class EventConsumer:
         if self._task is not None:
             return
         try:
-            await self.bus.js.add_consumer(self.stream, self.consumer_config())
+            try:
+                await self.bus.js.add_consumer(self.stream, self.consumer_config())
+            except nats.js.errors.APIError as exc:
+                if exc.err_code != _DELIVER_POLICY_FIXED:
+                    raise
+                # An existing durable keeps the deliver policy it was created with: that is where
+                # it started, and its position is what matters now. Update the rest.
+                info = await self.bus.js.consumer_info(self.stream, self.durable)
+                self.deliver_policy = info.config.deliver_policy or self.deliver_policy
+                await self.bus.js.add_consumer(self.stream, self.consumer_config())
             self._sub = await self.bus.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         except nats.js.errors.APIError as exc:
             raise map_api_error(exc, f"creating consumer {self.durable} on {self.stream}") from exc

@@ -22,7 +22,7 @@ from typing import Any
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client as TemporalClient
@@ -465,6 +465,37 @@ async def test_an_event_starts_one_run_however_often_it_is_published(
     listed = await runs.list(RunFilter(workflow="t_triggered", document_id=f"ext-{t}"))
     assert [r.id for r in listed] == [run_id]
     assert listed[0].status == "completed"
+
+
+async def test_a_trigger_durable_created_before_keeps_its_place_and_starts(bus: Bus) -> None:
+    """An existing durable (created by an earlier version with another deliver policy) is reused."""
+    from shared.events.consumer import EventConsumer
+
+    durable = f"wf-upgrade-{tag()}"
+    config = ConsumerConfig(
+        durable_name=durable,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subject="hearth.ingest.document.v1",
+        ack_policy=AckPolicy.EXPLICIT,
+    )
+    await bus.js.add_consumer("HEARTH_INGEST", config)
+
+    async def ignore(_envelope: Envelope, _data: Any) -> None:
+        return None
+
+    consumer = EventConsumer(
+        bus,
+        durable=durable,
+        filter_subject="hearth.ingest.document.v1",
+        handler=ignore,
+        deliver_policy=DeliverPolicy.NEW,
+    )
+    await consumer.start()
+    try:
+        assert consumer.deliver_policy == DeliverPolicy.ALL
+    finally:
+        await consumer.stop()
+        await bus.js.delete_consumer("HEARTH_INGEST", durable)
 
 
 async def test_starting_a_run_id_twice_returns_the_first_run(runs: RunService) -> None:
