@@ -202,11 +202,12 @@ class RunService:
             )
         except WorkflowAlreadyStartedError:
             log.info("run already exists; not starting another", run_id=workflow_id, workflow=name)
+            existing = await self._existing(workflow_id)
             return StartedRun(
                 id=workflow_id,
-                workflow=name,
-                version=definition.version,
-                definition_hash=definition.hash,
+                workflow=existing.workflow if existing else name,
+                version=(existing.definition_version or 0) if existing else definition.version,
+                definition_hash=existing.definition_hash if existing else definition.hash,
                 duplicate=True,
             )
         except RPCError as exc:
@@ -215,6 +216,14 @@ class RunService:
         return StartedRun(
             id=workflow_id, workflow=name, version=definition.version, definition_hash=definition.hash, duplicate=False
         )
+
+    async def _existing(self, run_id: str) -> RunProgress | None:
+        """What the run already started under this id runs (its own version and hash)."""
+        try:
+            return await self._temporal.get_workflow_handle(run_id).query("progress", result_type=RunProgress)
+        except (RPCError, WorkflowQueryFailedError) as exc:
+            log.warning("could not read the existing run", run_id=run_id, error=str(exc))
+            return None
 
     async def list(self, flt: RunFilter, limit: int = 50) -> list[RunSummary]:
         """Runs matching ``flt``, newest first."""

@@ -543,6 +543,8 @@ async def test_a_run_keeps_its_snapshot_and_versions_can_be_rolled_back(
     waiting = await wait_status(runs, started.id, lambda d: d.status == "waiting_review")
     assert waiting.progress.review.title == "first"  # type: ignore[union-attr]
     assert waiting.definition_version == 1
+    repeated = await runs.start(name, {}, run_id=started.id)  # the existing run's version, not the active one
+    assert (repeated.duplicate, repeated.version, repeated.definition_hash) == (True, 1, started.definition_hash)
     versions = await store.versions(name)
     assert [v["version"] for v in versions] == [2, 1]
     diff = versions[0]["diff"].splitlines()
