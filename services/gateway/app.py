@@ -23,6 +23,7 @@ from services.gateway.inference.handlers import dependencies as inference_depend
 from services.gateway.inference.lifecycle import Budget, LifecycleManager, TritonMemory
 from services.gateway.inference.ocr import MAX_IMAGE_BYTES
 from services.gateway.inference.service import ModelService
+from services.gateway.inference.state import ModelStateStore
 from services.gateway.inference.triton import Triton
 from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
@@ -94,7 +95,7 @@ def create_app(
 
 
 async def _sweep_idle(models: ModelService, interval_s: float) -> None:
-    """Idle unload (the seed's power saving) and pre-loading ahead of a forecast busy hour."""
+    """Idle unload (the seed's power saving), pre-loading ahead of a forecast busy hour, state saving."""
     while True:
         await asyncio.sleep(interval_s)
         try:
@@ -102,6 +103,7 @@ async def _sweep_idle(models: ModelService, interval_s: float) -> None:
             await models.preload_forecast()
         except HearthError as exc:  # Triton down: try again next round
             log.warning("idle sweep skipped", reason=exc.detail)
+        await models.flush()  # write-behind of counters and forecast; never on a request's path
 
 
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
@@ -120,12 +122,16 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         idle_ttl_s=gateway_settings.model_idle_ttl_s,
         pinned=gateway_settings.pinned,
     )
-    models = ModelService(triton, lifecycle, load_timeout_s=gateway_settings.model_load_timeout_s)
+    models = ModelService(
+        triton, lifecycle, load_timeout_s=gateway_settings.model_load_timeout_s, store=ModelStateStore(engine)
+    )
+    await models.restore()  # before serving: counts, rollback versions, forecast; cuts a stale canary
     sweeper = asyncio.create_task(_sweep_idle(models, gateway_settings.lifecycle_sweep_s), name="idle-sweeper")
 
     async def _stop_sweeper() -> None:
         sweeper.cancel()
         await asyncio.gather(sweeper, return_exceptions=True)
+        await models.flush()  # the last counts, on a clean stop
 
     stack.push_async_callback(_stop_sweeper)
     subscription = await serve_nats(ctx.bus.nc, models)

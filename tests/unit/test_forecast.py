@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.gateway.inference.forecast import RateForecaster, slot_of
+from services.gateway.inference.forecast import SLOTS, ModelRate, RateForecaster, slot_of
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +40,25 @@ def test_a_weekly_peak_is_learned_and_triggers_a_preload_the_hour_before() -> No
     clock.t = datetime(2026, 12, 21, 11, 0, tzinfo=UTC)
     assert fc.forecast("ocr") < 30
     assert fc.forecast("never-used") == 0.0
+
+
+def test_the_learned_rates_survive_a_round_trip_through_json() -> None:
+    clock = Clock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    fc = RateForecaster(alpha=0.5, now=clock)
+    fc.record("ocr", 100)
+    clock.t += timedelta(hours=1)
+    fc.record("ocr", 7)  # the hour being counted is kept too
+    stored = json.loads(json.dumps({m: r.to_json() for m, r in fc.models.items()}))
+
+    again = RateForecaster(alpha=0.5, now=clock, models={m: ModelRate.from_json(r) for m, r in stored.items()})
+    assert again.models == fc.models
+    monday_nine = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert again.forecast("ocr", at=monday_nine) == fc.forecast("ocr", at=monday_nine) == 50.0
+    clock.t += timedelta(hours=1)  # the restored hour is folded in like any other
+    assert again.forecast("ocr", at=monday_nine + timedelta(hours=1)) == 3.5
+
+
+def test_a_stored_rate_of_another_layout_starts_afresh() -> None:
+    rate = ModelRate.from_json({"slots": [1.0, 2.0], "current_slot": 500, "current_count": 3})
+    assert rate.slots == [0.0] * SLOTS
+    assert rate.current_slot is None

@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Verdict = Literal["running", "promoted", "rolled_back"]
+# "cancelled": the gateway restarted while the canary ran; its baseline serves (not persisted).
+Verdict = Literal["running", "promoted", "rolled_back", "cancelled"]
 
 
 class CanaryRequest(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 SLOTS = 24 * 7
 
@@ -25,6 +26,22 @@ class ModelRate:
     slots: list[float] = field(default_factory=lambda: [0.0] * SLOTS)
     current_slot: int | None = None
     current_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The state to persist (the slots and the hour being counted)."""
+        return {"slots": list(self.slots), "current_slot": self.current_slot, "current_count": self.current_count}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelRate:
+        slots = [float(x) for x in data.get("slots") or []]
+        if len(slots) != SLOTS:
+            slots = [0.0] * SLOTS  # another layout: start learning again rather than misread it
+        current = data.get("current_slot")
+        return cls(
+            slots=slots,
+            current_slot=int(current) if current is not None and 0 <= int(current) < SLOTS else None,
+            current_count=int(data.get("current_count") or 0),
+        )
 
 
 @dataclass

@@ -2,6 +2,10 @@
 
 A model that is not loaded is loaded on its first request; the cold start is measured and
 reported in ``GET /v1/models``. Request counts, errors and last use are kept per model.
+
+With a ``ModelStateStore`` that state (and the rollback version and the forecast) survives a
+gateway restart: it is read once by ``restore`` and written behind by ``flush``. A canary running
+when the gateway stops is cancelled at the next start; the version it was tested against serves.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from typing import Any
 import numpy as np
 import structlog
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway.inference.canary import Canary, CanaryRequest, CanaryState
-from services.gateway.inference.forecast import RateForecaster
+from services.gateway.inference.forecast import ModelRate, RateForecaster
 from services.gateway.inference.kserve import InferRequest, InferResponse, to_array, to_tensor
 from services.gateway.inference.lifecycle import LifecycleManager, repository_config
+from services.gateway.inference.state import CanaryMarker, ModelStateStore, PersistedModel
 from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound, Unavailable
 
@@ -80,6 +86,7 @@ class ModelService:
         *,
         forecaster: RateForecaster | None = None,
         load_timeout_s: float = 300.0,
+        store: ModelStateStore | None = None,
     ) -> None:
         self._triton = triton
         self._lifecycle = lifecycle
@@ -90,9 +97,105 @@ class ModelService:
         self._loading: dict[str, asyncio.Lock] = {}
         self._control = asyncio.Lock()  # loads and unloads one at a time: budgets stay consistent
         self._load_timeout_s = load_timeout_s
+        self._store = store
+        self._written: dict[str, dict[str, Any]] = {}  # what the store holds, to write only changes
+        self._flushing = asyncio.Lock()
 
     def _stat(self, name: str) -> _Stats:
         return self._stats.setdefault(name, _Stats())
+
+    def snapshot(self) -> dict[str, PersistedModel]:
+        """The state a restart keeps, per model (in memory only; ``flush`` writes it)."""
+        out: dict[str, PersistedModel] = {}
+        for name in sorted(set(self._stats) | set(self._lifecycle.models) | set(self._forecaster.models)):
+            stat = self._stats.get(name) or _Stats()
+            life = self._lifecycle.models.get(name)
+            rate = self._forecaster.models.get(name)
+            canary = self._canaries.get(name)
+            out[name] = PersistedModel(
+                previous_version=life.previous_version if life else None,
+                variant=life.variant if life else None,
+                device=life.device if life else None,
+                requests=stat.requests,
+                errors=stat.errors,
+                last_used=stat.last_used,
+                cold_start_ms=stat.cold_start_ms,
+                rate=ModelRate(list(rate.slots), rate.current_slot, rate.current_count) if rate else None,
+                canary=(
+                    CanaryMarker(canary.baseline_version, canary.canary_version, canary.request.share)
+                    if canary is not None and canary.status == "running"
+                    else None
+                ),
+            )
+        return out
+
+    async def flush(self) -> None:
+        """Write the models whose state changed since the last write (no-op without a store)."""
+        if self._store is None:
+            return
+        async with self._flushing:
+            blank = PersistedModel().to_json()
+            changed: dict[str, PersistedModel] = {}
+            documents: dict[str, dict[str, Any]] = {}
+            for name, model in self.snapshot().items():
+                document = model.to_json()
+                if self._written.get(name, blank) != document:
+                    changed[name], documents[name] = model, document
+            if not changed:
+                return
+            try:
+                await self._store.save(changed)
+            except (SQLAlchemyError, OSError) as exc:  # PostgreSQL away: the next round writes it
+                log.warning("model state not saved", error=str(exc), models=sorted(changed))
+                return
+            self._written |= documents
+
+    def _flush_soon(self) -> None:
+        """Write after a version change without making the caller (maybe a request) wait for it."""
+        if self._store is None:
+            return
+        task = asyncio.create_task(self.flush())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def restore(self) -> None:
+        """Take over the stored state (once, before serving); cancel a canary a restart cut short."""
+        if self._store is None:
+            return
+        try:
+            stored = await self._store.load()
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("model state could not be read; starting without it", error=str(exc))
+            return
+        for name, model in stored.items():
+            life = self._lifecycle.life(name)
+            life.previous_version, life.variant, life.device = model.previous_version, model.variant, model.device
+            self._stats[name] = _Stats(model.requests, model.errors, model.last_used, model.cold_start_ms)
+            if model.rate is not None:
+                self._forecaster.models[name] = model.rate
+            self._written[name] = model.to_json()
+        for name, model in stored.items():
+            if model.canary is not None:
+                await self._cancel_canary(name, model.canary)
+        log.info("model state restored", models=len(stored))
+        await self.flush()
+
+    async def _cancel_canary(self, name: str, marker: CanaryMarker) -> None:
+        # Triton still serves both versions (unversioned requests would reach the newer one): serve
+        # only the baseline again. The baseline is passed as serving, so previous_version stays.
+        baseline = marker.baseline_version
+        try:
+            async with self._control:
+                await self._load_locked(name, LoadRequest(version=baseline), baseline)
+            reason = f"cancelled: the gateway restarted during the canary; version {baseline} serves"
+        except HearthError as exc:
+            reason = f"cancelled by a gateway restart, but version {baseline} could not be reloaded: {exc.detail}"
+            log.error("canary cancel could not reload the baseline", model=name, error=exc.detail)
+        request = CanaryRequest(version=marker.canary_version, share=marker.share)
+        self._canaries[name] = Canary(baseline_version=baseline, request=request, status="cancelled", reason=reason)
+        log.warning(
+            "canary cancelled by a gateway restart", model=name, baseline=baseline, canary=marker.canary_version
+        )
 
     async def list_models(self) -> list[ModelState]:
         by_name: dict[str, ModelState] = {}
@@ -157,6 +260,7 @@ class ModelService:
         current = await self.get_model(name)  # 404 for a name the repository does not have
         async with self._control:
             await self._load_locked(name, request or LoadRequest(), current.serving_version)
+        self._flush_soon()
         return await self.get_model(name)
 
     async def _load_locked(self, name: str, request: LoadRequest, serving_version: str | None) -> None:
@@ -215,6 +319,7 @@ class ModelService:
         async with self._control:
             await self._triton.load(name, both)
         self._canaries[name] = Canary(baseline_version=baseline, request=request)
+        self._flush_soon()  # the marker a restart needs to cancel it
         log.info("canary started", model=name, baseline=baseline, canary=request.version, share=request.share)
         return await self.get_model(name)
 
@@ -246,6 +351,7 @@ class ModelService:
             return
         # Promoted: rollback returns to the baseline. Rolled back: the canary never served alone.
         life.previous_version = canary.baseline_version if canary.status == "promoted" else earlier
+        self._flush_soon()
 
     async def rollback(self, name: str) -> ModelState:
         """Serve the version that served before the last switch."""
@@ -258,6 +364,7 @@ class ModelService:
         await self.get_model(name)
         async with self._control:
             await self._unload(name, reason)
+        self._flush_soon()
         return await self.get_model(name)
 
     async def _unload(self, name: str, reason: str) -> None:
