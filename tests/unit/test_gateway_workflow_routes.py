@@ -152,3 +152,15 @@ def test_naive_times_are_read_as_utc(client: TestClient[Any], runs: Runs) -> Non
         resp = client.get("/v1/runs?since=2026-03-01T08:00:00", headers={"X-API-Key": "alice"})
     assert resp.status_code == 200, resp.text
     assert runs.filters[-1].since == datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+
+def test_the_infer_route_documents_its_json_and_binary_bodies(client: TestClient[Any]) -> None:
+    with client:
+        resp = client.get("/schema/openapi.json")
+    assert resp.status_code == 200
+    body = resp.json()["paths"]["/v1/models/{name}/infer"]["post"]["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/json", "application/octet-stream"}
+    header = body["content"]["application/json"]["schema"]
+    assert header["required"] == ["inputs"]
+    assert set(header["properties"]["inputs"]["items"]["properties"]) >= {"name", "shape", "datatype", "data"}

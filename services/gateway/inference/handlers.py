@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -11,6 +12,15 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.params import Body
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -33,6 +43,59 @@ log = structlog.get_logger("gateway.inference")
 
 INFER_SUBJECT = "hearth.infer"
 INFER_QUEUE = "hearth.infer"
+
+
+def _tensor_schema(data: bool) -> Schema:
+    properties: dict[str, Schema | Reference] = {
+        "name": Schema(type=OpenAPIType.STRING),
+        "shape": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.INTEGER)),
+        "datatype": Schema(type=OpenAPIType.STRING, examples=["FP32", "INT64", "UINT8", "BYTES"]),
+        "parameters": Schema(
+            type=OpenAPIType.OBJECT, description="`binary_data_size` when the values follow in binary"
+        ),
+    }
+    if data:
+        properties["data"] = Schema(type=OpenAPIType.ARRAY, description="Values, row-major (nested or flat)")
+    return Schema(type=OpenAPIType.OBJECT, required=["name", "shape", "datatype"], properties=properties)
+
+
+_INFER_HEADER = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["inputs"],
+    properties={
+        "id": Schema(type=OpenAPIType.STRING),
+        "inputs": Schema(type=OpenAPIType.ARRAY, items=_tensor_schema(data=True)),
+        "outputs": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(
+                type=OpenAPIType.OBJECT,
+                properties={
+                    "name": Schema(type=OpenAPIType.STRING),
+                    "parameters": Schema(type=OpenAPIType.OBJECT, description="`binary_data: true` for binary"),
+                },
+            ),
+        ),
+        "parameters": Schema(type=OpenAPIType.OBJECT),
+    },
+)
+
+
+@dataclass
+class _InferOperation(Operation):
+    """The infer route reads its body raw (for the binary extension); this documents what it takes."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="KServe v2 inference request. JSON, or the binary tensor extension: the JSON header "
+            "(its length in `Inference-Header-Content-Length`) followed by the tensors' raw bytes.",
+            content={
+                "application/json": OpenAPIMediaType(schema=_INFER_HEADER),
+                "application/octet-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                ),
+            },
+        )
 
 
 class ModelsController(Controller):
@@ -78,6 +141,7 @@ class ModelsController(Controller):
         description="Loads the model on its first request. JSON, or the binary tensor extension "
         "(`Inference-Header-Content-Length`; outputs in binary with `binary_data: true`). Errors: 404 unknown "
         "model, 400 wrong tensor name/shape/dtype, 503 with Retry-After when Triton is down.",
+        operation_class=_InferOperation,
     )
     async def infer(self, model_service: ModelService, name: str, request: Request[Any, Any, Any]) -> Response[Any]:
         body = await request.body()
