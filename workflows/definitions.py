@@ -29,6 +29,7 @@ renders them, since their value exists only then.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.events.catalog import CATALOG, Catalog, domain_of
 from shared.events.envelope import is_event_type
@@ -58,7 +59,7 @@ from workflows.steps import STEP_TYPES, StepType
 DEFINITIONS_DIR: Final = REPO_ROOT / "workflows"
 _ID_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _STEP_KEYS: Final = frozenset({"type", "when", "retry", "timeout", "on_failure", "description"})
-_WORKFLOW_KEYS: Final = frozenset({"description", "triggers", "steps", "tenant"})
+_WORKFLOW_KEYS: Final = frozenset({"description", "triggers", "steps"})
 _TRIGGER_KEYS: Final = frozenset({"event", "subject", "filter", "input", "document_id"})
 _MAX_ATTEMPTS: Final = 100
 
@@ -73,6 +74,12 @@ class RetrySpec(BaseModel):
     backoff: Duration = Field(default=1.0, description="Wait before the second attempt.")
     backoff_coefficient: float = Field(default=2.0, ge=1.0, le=10.0)
     max_backoff: Duration = Field(default=60.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrySpec:
+        if self.max_backoff < self.backoff:
+            raise ValueError(f"max_backoff ({self.max_backoff:g}s) is shorter than backoff ({self.backoff:g}s)")
+        return self
 
 
 class StepSpec(BaseModel):
@@ -418,14 +425,27 @@ class _Checker:
         if "retry" in body:
             try:
                 raw_retry = body["retry"]
+                if isinstance(raw_retry, bool):  # YAML `retry: yes` is not a number of attempts
+                    raise ValueError("`retry` is a number of attempts or a mapping, not a boolean")
                 retry = RetrySpec.model_validate(
                     {"attempts": raw_retry} if isinstance(raw_retry, int) else _plain(raw_retry)
                 )
             except ValidationError as exc:
                 self.problem(_line_of(body, "retry", line), f"`retry` of step {step_id!r}: {_reasons(exc)}")
+            except ValueError as exc:
+                self.problem(_line_of(body, "retry", line), f"`retry` of step {step_id!r}: {exc}")
         timeout = stype.default_timeout_s
         if "timeout" in body:
             timeout = self.duration(body["timeout"], _line_of(body, "timeout", line), f"`timeout` of {step_id!r}") or 0
+        escalate = params.get("escalate_after")
+        if stype.kind == "review" and escalate is not None and not has_template(escalate):
+            with contextlib.suppress(ValueError):  # a bad value is reported by the parameter check
+                if parse_duration(escalate) >= timeout > 0:
+                    self.problem(
+                        _line_of(body, "escalate_after", line),
+                        f"step {step_id!r}: escalate_after must come before the deadline (`timeout`, "
+                        f"{timeout:g}s), or the review is never escalated",
+                    )
         on_failure: Literal["fail", "continue"] = "fail"
         compensate: list[StepSpec] = []
         raw_failure = body.get("on_failure", "fail")

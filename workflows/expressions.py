@@ -48,6 +48,7 @@ _CONSTANTS: Final[dict[str, Any]] = {
     "None": None,
 }
 _MAX_SOURCE: Final = 2000
+_MAX_REPEAT: Final = 100_000
 
 
 class ExpressionError(ValueError):
@@ -210,7 +211,13 @@ class _Evaluator:
             operand = self.eval(node.operand)
             return (not operand) if isinstance(node.op, ast.Not) else -operand
         if isinstance(node, ast.BinOp):
-            return _BINARY[type(node.op)](self.eval(node.left), self.eval(node.right))
+            left, right = self.eval(node.left), self.eval(node.right)
+            if isinstance(node.op, ast.Mult) and (isinstance(left, (str, list)) or isinstance(right, (str, list))):
+                count = right if isinstance(left, (str, list)) else left
+                size = len(left if isinstance(left, (str, list)) else right)
+                if isinstance(count, int) and size * max(count, 0) > _MAX_REPEAT:
+                    raise ExpressionError(f"a repeated string or list is limited to {_MAX_REPEAT} items")
+            return _BINARY[type(node.op)](left, right)
         if isinstance(node, ast.IfExp):
             return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
         if isinstance(node, (ast.List, ast.Tuple)):

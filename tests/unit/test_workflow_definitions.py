@@ -247,7 +247,7 @@ def test_unknown_workflow_key() -> None:
             steps:
               - s: {STORE}
         """
-    assert refuse(text) == [(3, "unknown key 'bogus' in workflow 'a' (allowed: description, steps, tenant, triggers)")]
+    assert refuse(text) == [(3, "unknown key 'bogus' in workflow 'a' (allowed: description, steps, triggers)")]
 
 
 @pytest.mark.parametrize("name", ["Bad", "bad-name", "1abc", "_a", "a" * 64])
@@ -1229,3 +1229,37 @@ def test_a_parallel_group_may_hold_one_human_review_only() -> None:
     (problem,) = caught.value.problems
     assert problem.line == 4
     assert "2 human_review steps (legal, finance)" in problem.reason
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        (
+            "type: store\n          collection: c\n          data: {}\n          retry: true",
+            "`retry` of step 's': `retry` is a number of attempts or a mapping, not a boolean",
+        ),
+        (
+            "type: store\n          collection: c\n          data: {}\n"
+            "          retry: {backoff: 10s, max_backoff: 1s}",
+            "max_backoff (1s) is shorter than backoff (10s)",
+        ),
+        (
+            "type: human_review\n          timeout: 1h\n          escalate_after: 2h",
+            "escalate_after must come before the deadline (`timeout`, 3600s)",
+        ),
+    ],
+)
+def test_retry_and_escalation_that_could_never_work_are_refused(step: str, fragment: str) -> None:
+    text = f"workflows:\n  w:\n    steps:\n      - s:\n          {step}\n"
+    with pytest.raises(DefinitionError) as caught:
+        parse_text(text, "w.yaml", LoadContext(models=set()))
+    assert any(fragment in p.reason for p in caught.value.problems), caught.value.problems
+
+
+def test_a_workflow_tenant_key_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(DefinitionError, match="unknown key 'tenant'"):
+        parse_text(
+            "workflows:\n  w:\n    tenant: acme\n    steps:\n      - s: {type: human_review}\n",
+            "w.yaml",
+            LoadContext(models=set()),
+        )

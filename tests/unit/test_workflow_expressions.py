@@ -539,3 +539,9 @@ def test_template_expressions_finds_every_placeholder_in_order() -> None:
     assert template_expressions("no placeholders") == []
     with pytest.raises(ExpressionError, match="Lambda is not allowed"):
         template_expressions(["ok", "${lambda: 1}"])
+
+
+@pytest.mark.parametrize("source", ["'x' * 100001", "100001 * 'x'", "[0] * 200000", "'ab' * input.count * 40000"])
+def test_repetition_is_bounded(source: str) -> None:
+    with pytest.raises(ExpressionError, match="limited to 100000"):
+        compile_expression(source).evaluate(CONTEXT)
