@@ -22,7 +22,6 @@ from shared.capabilities import CapabilityRegistry
 from shared.errors import (
     HearthError,
     InvalidInput,
-    NotFound,
     PermanentFailure,
     TooLarge,
     Unavailable,
@@ -148,10 +147,7 @@ class PlatformSteps:
         except ValueError:
             raise PermanentFailure(f"malformed reply from the inference plane for {inp.model}") from None
         if not body.get("ok"):
-            error = error_from_dict(body.get("error") or {})
-            if isinstance(error, HearthError) and error.status == 404:
-                raise NotFound(error.detail, code=error.code)
-            raise error
+            raise error_from_dict(body.get("error") or {})
         result = body["result"]
         outputs = {o["name"]: o.get("data") for o in result.get("outputs", [])}
         shapes = {o["name"]: list(o.get("shape", [])) for o in result.get("outputs", [])}
@@ -164,9 +160,9 @@ class PlatformSteps:
         the run's record (``GET /v1/runs/{id}``) has them.
         """
         bus, _ = self._deps()
-        data = inp.data
-        for attempt in range(2):
-            envelope = Envelope(
+
+        def envelope(data: dict[str, Any]) -> Envelope:
+            return Envelope(
                 id=event_id(inp.key),
                 source=SOURCE,
                 type=inp.type,
@@ -175,16 +171,14 @@ class PlatformSteps:
                 correlationid=inp.correlation_id,
                 data=data,
             )
-            try:
-                await bus.publish(envelope)
-            except TooLarge:
-                if attempt:
-                    raise
-                data = {k: v for k, v in data.items() if k not in _BULKY}
-                data.update({f"{k}_truncated": True for k in _BULKY if k in inp.data and k != "values"})
-                continue
-            break
-        return envelope.id
+
+        try:
+            await bus.publish(envelope(inp.data))
+        except TooLarge:
+            slim = {k: v for k, v in inp.data.items() if k not in _BULKY}
+            slim.update({f"{k}_truncated": True for k in _BULKY if k in inp.data and k != "values"})
+            await bus.publish(envelope(slim))
+        return event_id(inp.key)
 
 
 def platform_registry(steps: PlatformSteps) -> CapabilityRegistry:

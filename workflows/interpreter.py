@@ -201,7 +201,11 @@ class Interpreter:
         for item in items:
             self._check_cancel()
             if isinstance(item, GroupSpec):
-                if item.when is not None and not self._condition(item.when, item.id):
+                try:
+                    run_group = item.when is None or self._condition(item.when)
+                except ExpressionError as exc:
+                    raise StepFailed(item.id, _error("bad-expression", f"`when` of {item.id}: {exc}")) from None
+                if not run_group:
                     for step in item.parallel:
                         self._skip(step, f"the group's condition `{item.when}` is false")
                     continue
@@ -232,11 +236,9 @@ class Interpreter:
         }
         return {"input": inp.input, "steps": steps, "run": run}
 
-    def _condition(self, source: str, step_id: str) -> bool:
-        try:
-            return bool(compile_expression(source).evaluate(self._context()))
-        except ExpressionError as exc:
-            raise StepFailed(step_id, _error("bad-expression", f"`when` of {step_id}: {exc}")) from None
+    def _condition(self, source: str) -> bool:
+        """A ``when`` against the run so far; ``ExpressionError`` when it cannot be evaluated."""
+        return bool(compile_expression(source).evaluate(self._context()))
 
     def _skip(self, step: StepSpec, reason: str) -> None:
         progress = self._steps.setdefault(step.id, StepProgress(id=step.id, type=step.type))
@@ -249,7 +251,7 @@ class Interpreter:
         try:
             if step.when is not None:
                 try:
-                    run_it = bool(compile_expression(step.when).evaluate(self._context()))
+                    run_it = self._condition(step.when)
                 except ExpressionError as exc:
                     progress.started_at = workflow.now()
                     raise _Failure(_error("bad-expression", f"`when` of {step.id}: {exc}")) from None

@@ -239,8 +239,18 @@ class RunService:
                 raise InvalidInput(f"bad run filter: {exc.message}") from exc
             raise _rpc_unavailable(exc) from exc
 
-    async def describe(self, run_id: str) -> RunDetail:
-        """Status, progress, outputs and errors of one run."""
+    async def describe(self, run_id: str, *, tenant: str | None = None) -> RunDetail:
+        """Status, progress, outputs and errors of one run.
+
+        With ``tenant``, a run of another tenant is ``NotFound``, the same answer as for no run: its
+        existence is not revealed.
+        """
+        detail = await self._detail(run_id)
+        if tenant is not None and detail.tenant != tenant:
+            raise NotFound(f"no run {run_id!r}", code="unknown-run")
+        return detail
+
+    async def _detail(self, run_id: str) -> RunDetail:
         handle = self._temporal.get_workflow_handle(run_id)
         try:
             execution = await handle.describe()
@@ -279,9 +289,9 @@ class RunService:
             return None
         return None
 
-    async def review(self, run_id: str, decision: ReviewDecision) -> RunDetail:
+    async def review(self, run_id: str, decision: ReviewDecision, *, tenant: str | None = None) -> RunDetail:
         """Deliver a review decision; ``Conflict`` unless the run waits for one."""
-        detail = await self.describe(run_id)
+        detail = await self.describe(run_id, tenant=tenant)
         review = detail.progress.review if detail.progress else None
         if detail.status != "waiting_review" or review is None:
             raise Conflict(f"run {run_id} is {detail.status}, not waiting for a review", code="no-review-pending")
@@ -296,9 +306,9 @@ class RunService:
         await self._signal(run_id, "review", decision.model_copy(update={"step_id": review.step_id}))
         return detail
 
-    async def cancel(self, run_id: str, request: CancelRequest) -> RunDetail:
+    async def cancel(self, run_id: str, request: CancelRequest, *, tenant: str | None = None) -> RunDetail:
         """Ask a running run to stop; ``Conflict`` when it has already finished."""
-        detail = await self.describe(run_id)
+        detail = await self.describe(run_id, tenant=tenant)
         if detail.status not in ("running", "waiting_review"):
             raise Conflict(f"run {run_id} has already finished ({detail.status})", code="run-finished")
         await self._signal(run_id, "cancel", request)

@@ -82,8 +82,3 @@ STEP_TYPES: Final[dict[str, StepType]] = {
     )
 }
 """Every step type a definition may use, by name."""
-
-
-def step_type(name: str) -> StepType | None:
-    """The registered step type, or ``None``."""
-    return STEP_TYPES.get(name)

@@ -79,7 +79,7 @@ class Runs(RunService):
         self.filters.append(flt)
         return []
 
-    async def describe(self, run_id: str) -> RunDetail:
+    async def _detail(self, run_id: str) -> RunDetail:
         return RunDetail(id=run_id, workflow="kept", status="running", tenant="tenant-b", started_at=None)
 
 

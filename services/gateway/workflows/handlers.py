@@ -189,11 +189,9 @@ def _is_admin(principal: Principal) -> bool:
     return principal.role == "admin"
 
 
-async def _visible_run(runs: RunService, run_id: str, principal: Principal) -> RunDetail:
-    detail = await runs.describe(run_id)
-    if not _is_admin(principal) and detail.tenant != principal.tenant:
-        raise NotFound(f"no run {run_id!r}", code="unknown-run")  # the same answer as for no run at all
-    return detail
+def _tenant_scope(principal: Principal) -> str | None:
+    """The tenant whose runs a key may see: its own, or any (``None``) for an admin."""
+    return None if _is_admin(principal) else principal.tenant
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -408,7 +406,7 @@ class RunsController(Controller):
         flt = RunFilter(
             workflow=workflow,
             status=status,
-            tenant=tenant if _is_admin(principal) else principal.tenant,
+            tenant=_tenant_scope(principal) or tenant,
             since=_utc(since),
             until=_utc(until),
             document_id=document_id,
@@ -417,7 +415,7 @@ class RunsController(Controller):
 
     @get("/{run_id:str}", summary="One run: status, step progress, the review it waits for, outputs, errors")
     async def get_run(self, request: Request[Any, Any, Any], run_service: RunService, run_id: str) -> RunDetail:
-        return await _visible_run(run_service, run_id, _principal(request))
+        return await run_service.describe(run_id, tenant=_tenant_scope(_principal(request)))
 
     @post(
         "/{run_id:str}/review",
@@ -431,9 +429,8 @@ class RunsController(Controller):
         self, request: Request[Any, Any, Any], run_service: RunService, run_id: str, data: ReviewDecision
     ) -> RunDetail:
         principal = _principal(request)
-        await _visible_run(run_service, run_id, principal)
         decision = data if data.reviewer else data.model_copy(update={"reviewer": principal.name})
-        return await run_service.review(run_id, decision)
+        return await run_service.review(run_id, decision, tenant=_tenant_scope(principal))
 
     @post(
         "/{run_id:str}/cancel",
@@ -448,6 +445,5 @@ class RunsController(Controller):
         data: CancelRequest | None = None,
     ) -> RunDetail:
         principal = _principal(request)
-        await _visible_run(run_service, run_id, principal)
         cancel = (data or CancelRequest()).model_copy(update={"by": principal.name})
-        return await run_service.cancel(run_id, cancel)
+        return await run_service.cancel(run_id, cancel, tenant=_tenant_scope(principal))
