@@ -73,6 +73,12 @@ class StepContext(BaseModel):
     step_id: str
     tenant: str = "default"
     key: str
+    document: dict[str, Any] | None = Field(
+        default=None, description="The run input's `document`, for step types that read it (ocr_extraction)."
+    )
+    previous: Any = Field(
+        default=None, description="The previous step's output, for step types that read it (nlp_analysis)."
+    )
 
 
 class RunInput(BaseModel):

@@ -22,13 +22,12 @@ from shared.capabilities import CapabilityRegistry
 from shared.errors import (
     HearthError,
     InvalidInput,
-    PermanentFailure,
     TooLarge,
     Unavailable,
-    error_from_dict,
 )
 from shared.events.catalog import REQUEST_REPLY_DOMAINS, domain_of
 from shared.events.envelope import Envelope
+from shared.inference import Tensor, infer
 from shared.workflow import (
     EMIT_ACTIVITY,
     WORKFLOW_SERVICE,
@@ -128,30 +127,11 @@ class PlatformSteps:
     async def infer(self, inp: InferStep) -> InferResult:
         """Run a model through the gateway's inference plane (``hearth.infer.<model>``)."""
         bus, _ = self._deps()
-        request: dict[str, Any] = {
-            "inputs": [
-                {"name": name, "datatype": t.datatype, "shape": t.shape, "data": t.data}
-                for name, t in inp.inputs.items()
-            ]
-        }
-        if inp.outputs:
-            request["outputs"] = [{"name": name} for name in inp.outputs]
-        try:
-            reply = await bus.nc.request(
-                f"hearth.infer.{inp.model}", json.dumps(request).encode(), timeout=inp.timeout_s
-            )
-        except Exception as exc:  # no responders, timeout, reconnecting: the gateway may come back
-            raise Unavailable(f"the inference plane did not answer for {inp.model}: {type(exc).__name__}") from exc
-        try:
-            body = json.loads(reply.data)
-        except ValueError:
-            raise PermanentFailure(f"malformed reply from the inference plane for {inp.model}") from None
-        if not body.get("ok"):
-            raise error_from_dict(body.get("error") or {})
-        result = body["result"]
-        outputs = {o["name"]: o.get("data") for o in result.get("outputs", [])}
-        shapes = {o["name"]: list(o.get("shape", [])) for o in result.get("outputs", [])}
-        return InferResult(model=inp.model, model_version=result.get("model_version"), outputs=outputs, shapes=shapes)
+        tensors = [Tensor(name, t.datatype, t.shape, data=t.data) for name, t in inp.inputs.items()]
+        reply = await infer(bus, inp.model, tensors, inp.outputs, timeout_s=inp.timeout_s)
+        return InferResult(
+            model=inp.model, model_version=reply.model_version, outputs=reply.outputs, shapes=reply.shapes
+        )
 
     async def emit(self, inp: EmitEvent) -> str:
         """Publish one of the engine's ``hearth.workflow.*`` events (a local activity of this worker).

@@ -93,6 +93,7 @@ class StepSpec(BaseModel):
     activity: str | None = None
     task_queue: str | None = None
     takes_context: bool = False
+    receives: list[Literal["document", "previous"]] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
     when: str | None = None
     retry: RetrySpec = Field(default_factory=RetrySpec)
@@ -488,6 +489,7 @@ class _Checker:
             activity=stype.activity,
             task_queue=stype.task_queue,
             takes_context=stype.takes_context,
+            receives=list(stype.receives),
             params=params,
             when=when if isinstance(when, str) else None,
             retry=retry,

@@ -68,6 +68,11 @@ class RunCancelled(Exception):
         self.request = request
 
 
+def _document_of(run_input: dict[str, Any]) -> dict[str, Any] | None:
+    document = run_input.get("document")
+    return document if isinstance(document, dict) else None
+
+
 def _error(code: str, detail: str, *, kind: str = "PermanentFailure", **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "code": code, "title": "Step failed", "detail": detail, "status": 500}
     out["retryable"] = False
@@ -102,6 +107,8 @@ class Interpreter:
         self._status: RunStatus = "running"
         self._steps: dict[str, StepProgress] = {}
         self._outputs: dict[str, Any] = {}
+        self._previous: Any = None
+        """Output of the last sequence item that produced one (a group's: its members' by id)."""
         self._review: ReviewRequest | None = None
         self._decisions: dict[str, ReviewDecision] = {}
         self._decided_at: dict[str, datetime] = {}
@@ -213,8 +220,13 @@ class Interpreter:
                 for result in results:  # every member finishes; the first failure then fails the run
                     if isinstance(result, BaseException):
                         raise result
+                produced = {s.id: self._outputs[s.id] for s in item.parallel if s.id in self._outputs}
+                if produced:
+                    self._previous = produced
             else:
                 await self._run_step(item)
+                if item.id in self._outputs:
+                    self._previous = self._outputs[item.id]
 
     def _check_cancel(self) -> None:
         if self._cancel is not None:
@@ -312,6 +324,8 @@ class Interpreter:
                     step_id=step.id,
                     tenant=inp.tenant,
                     key=f"{info.workflow_id}/{step.id}",
+                    document=_document_of(inp.input) if "document" in step.receives else None,
+                    previous=self._previous if "previous" in step.receives else None,
                 ).model_dump(mode="json"),
             }
         retry = step.retry

@@ -14,7 +14,10 @@ from typing import Final, Literal
 from pydantic import BaseModel
 
 from shared.capabilities import task_queue_for
+from shared.documents import AnalyzeText, ExtractText
 from shared.workflow import WORKFLOW_SERVICE, HumanReviewParams, InferStep, PublishEvent, StoreRecord
+
+Receives = Literal["document", "previous"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,8 @@ class StepType:
     heartbeat_timeout_s: float | None = None
     model_param: str | None = None
     """The parameter naming a model, checked against the Triton model repository at load time."""
+    receives: tuple[Receives, ...] = ()
+    """What the interpreter adds to the step's ``context``: the run's document, the previous output."""
 
     @property
     def task_queue(self) -> str | None:
@@ -70,6 +75,30 @@ STEP_TYPES: Final[dict[str, StepType]] = {
             default_timeout_s=120.0,
             heartbeat_timeout_s=30.0,  # a model's cold start can take most of the timeout
             model_param="model",
+        ),
+        StepType(
+            name="ocr_extraction",
+            description="Read a PDF or image (the run's document unless `document` is given): text layer "
+            "where the PDF has one, OCR elsewhere; json, text or markdown.",
+            params=ExtractText,
+            activity="ocr.extract",
+            service="ocr",
+            default_timeout_s=3600.0,  # a 500-page scan takes minutes per hundred pages on a small box
+            heartbeat_timeout_s=120.0,
+            model_param="model",
+            receives=("document",),
+        ),
+        StepType(
+            name="nlp_analysis",
+            description="Extract contract entities (contract_type, valid_period, parties, amount, "
+            "contract_number, signing_date), classify and tag the previous step's text.",
+            params=AnalyzeText,
+            activity="nlp.analyze",
+            service="nlp",
+            default_timeout_s=300.0,
+            heartbeat_timeout_s=60.0,
+            model_param="model",
+            receives=("previous",),
         ),
         StepType(
             name="human_review",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shared.settings import REPO_ROOT
 from shared.workflow import parse_duration
 from workflows.definitions import (
     DEFINITIONS_DIR,
@@ -30,13 +31,13 @@ from workflows.definitions import (
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
 MODELS = {"chinese_ocr_v3", "legal_doc_analyzer"}
-KNOWN_TYPES = "(known: human_review, infer, publish, store)"
+KNOWN_TYPES = "(known: human_review, infer, nlp_analysis, ocr_extraction, publish, store)"
 ONLY_FUNCTIONS = (
     "only these functions may be called: "
     "bool, default, endswith, float, int, len, lower, matches, startswith, str, upper"
 )
 
-# The example workflow of the project's brief, verbatim: its step types do not exist.
+# The example workflow of the project's brief, verbatim (shipped as workflows/document_processing.yaml).
 SEED_EXAMPLE = """\
 workflows:
   document_processing:
@@ -84,13 +85,13 @@ def line_of(text: str, fragment: str) -> int:
 
 
 def shipped() -> Definition:
-    loaded = load_directory(DEFINITIONS_DIR, LoadContext(models=set()))
+    loaded = load_directory(DEFINITIONS_DIR, LoadContext(models=MODELS))
     assert loaded.errors == {}
     return loaded.definitions["document_review"]
 
 
 def test_the_shipped_definition_loads() -> None:
-    loaded = load_directory(DEFINITIONS_DIR, LoadContext(models=set()))
+    loaded = load_directory(DEFINITIONS_DIR, LoadContext(models=MODELS))
     assert loaded.errors == {}
     assert loaded.files["document_review"] == "workflows/document_review.yaml"
     definition = loaded.definitions["document_review"]
@@ -150,29 +151,38 @@ def test_the_hash_ignores_comments_and_layout_but_not_parameters() -> None:
 # ---- the seed example ------------------------------------------------------------------------
 
 
-def test_the_seed_example_is_refused_for_each_unknown_step_type() -> None:
-    with pytest.raises(DefinitionError) as info:
-        parse_text(SEED_EXAMPLE, "seed.yaml", LoadContext(models=MODELS))
-    assert info.value.problems == [
-        Problem("seed.yaml", 4, f"step 'ocr_extraction': unknown step type 'ocr_extraction' {KNOWN_TYPES}"),
-        Problem("seed.yaml", 7, f"step 'nlp_analysis': unknown step type 'nlp_analysis' {KNOWN_TYPES}"),
-    ]
-    assert str(info.value) == "\n".join(
-        [
-            f"seed.yaml:4: step 'ocr_extraction': unknown step type 'ocr_extraction' {KNOWN_TYPES}",
-            f"seed.yaml:7: step 'nlp_analysis': unknown step type 'nlp_analysis' {KNOWN_TYPES}",
-        ]
+def test_the_seed_example_loads_verbatim() -> None:
+    (definition,) = parse_text(SEED_EXAMPLE, "seed.yaml", LoadContext(models=MODELS))
+    assert definition.name == "document_processing"
+    ocr, nlp = definition.steps
+    assert isinstance(ocr, StepSpec) and isinstance(nlp, StepSpec)
+    assert (ocr.type, ocr.activity, ocr.task_queue, ocr.receives) == (
+        "ocr_extraction",
+        "ocr.extract",
+        "hearth-ocr",
+        ["document"],
     )
+    assert ocr.params == {"model": "chinese_ocr_v3", "output_format": "json"}
+    assert (nlp.type, nlp.activity, nlp.task_queue, nlp.receives) == (
+        "nlp_analysis",
+        "nlp.analyze",
+        "hearth-nlp",
+        ["previous"],
+    )
+    assert nlp.params == {"model": "legal_doc_analyzer", "entities_to_extract": ["contract_type", "valid_period"]}
 
 
-def test_the_seed_example_is_refused_from_a_file(tmp_path: Path) -> None:
-    path = tmp_path / "seed.yaml"
-    path.write_text(SEED_EXAMPLE, encoding="utf-8")
+def test_the_shipped_document_processing_file_is_the_seed_example() -> None:
+    assert (REPO_ROOT / "workflows" / "document_processing.yaml").read_text(encoding="utf-8") == SEED_EXAMPLE
+
+
+def test_the_seed_steps_refuse_an_unknown_model_and_entity_at_load() -> None:
+    text = SEED_EXAMPLE.replace('"legal_doc_analyzer"', '"contract_bot"').replace('"valid_period"', '"colour"')
     with pytest.raises(DefinitionError) as info:
-        load_file(path, LoadContext(models=None))
-    assert [(p.file, p.line) for p in info.value.problems] == [(str(path), 4), (str(path), 7)]
-    assert "'ocr_extraction'" in info.value.problems[0].reason
-    assert "'nlp_analysis'" in info.value.problems[1].reason
+        parse_text(text, "seed.yaml", LoadContext(models=MODELS))
+    problems = [(p.line, p.reason) for p in info.value.problems]
+    assert any(line == 8 and "'contract_bot'" in reason for line, reason in problems), problems
+    assert any(line == 9 and "colour" in reason and "contract_type" in reason for line, reason in problems), problems
 
 
 # ---- file-level refusals ------------------------------------------------------------------------
@@ -1008,13 +1018,13 @@ def write(directory: Path, name: str, text: str) -> Path:
 def test_load_directory_keeps_the_good_and_reports_the_bad(tmp_path: Path) -> None:
     good = write(tmp_path, "good.yaml", f"workflows:\n  good:\n    steps:\n      - s: {STORE}\n")
     also = write(tmp_path, "also.yml", f"workflows:\n  also:\n    steps:\n      - s: {STORE}\n")
-    bad = write(tmp_path, "bad.yaml", SEED_EXAMPLE)
+    bad = write(tmp_path, "bad.yaml", SEED_EXAMPLE)  # its models are not in this (empty) repository
     write(tmp_path, "notes.txt", "workflows: [ignored")
     loaded = load_directory(tmp_path, LoadContext(models=set()))
     assert sorted(loaded.definitions) == ["also", "good"]
     assert loaded.files == {"good": str(good), "also": str(also)}
     assert list(loaded.errors) == [str(bad)]
-    assert [(p.file, p.line) for p in loaded.errors[str(bad)].problems] == [(str(bad), 4), (str(bad), 7)]
+    assert [(p.file, p.line) for p in loaded.errors[str(bad)].problems] == [(str(bad), 5), (str(bad), 8)]
 
 
 def test_load_directory_of_several_directories(tmp_path: Path) -> None:

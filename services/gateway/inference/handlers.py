@@ -189,15 +189,23 @@ def dependencies(model_service: ModelService) -> dict[str, Provide]:
 
 
 async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscription:
-    """``hearth.infer.<model>``: KServe v2 JSON in, ``{"ok": true, "result": <response>}`` out.
+    """``hearth.infer.<model>``: KServe v2 in, ``{"ok": true, "result": <response>}`` (JSON) out.
 
-    Services call models here, never Triton directly; the queue group spreads requests over gateways.
+    The request is KServe v2 JSON, or the binary tensor extension when the message carries an
+    ``Inference-Header-Content-Length`` header (the JSON header's length; binary inputs follow it),
+    so images travel as bytes rather than as JSON lists of numbers. Services call models here,
+    never Triton directly; the queue group spreads requests over gateways.
     """
 
     async def handle(msg: Msg) -> None:
         model = msg.subject.removeprefix(f"{INFER_SUBJECT}.")
         try:
-            response, _ = await model_service.infer(model, parse_request(msg.data))
+            header_length = _header_length(msg.headers)
+            if header_length is None:
+                request, raw = parse_request(msg.data), None
+            else:
+                request, raw = parse_binary_request(msg.data, header_length)
+            response, _ = await model_service.infer(model, request, raw_inputs=raw)
             body = b'{"ok":true,"result":' + response.model_dump_json().encode() + b"}"
         except HearthError as err:
             body = json.dumps({"ok": False, "error": err.to_dict()}).encode()
@@ -209,3 +217,13 @@ async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscriptio
             await msg.respond(body)
 
     return await nc.subscribe(f"{INFER_SUBJECT}.*", queue=INFER_QUEUE, cb=handle)
+
+
+def _header_length(headers: dict[str, str] | None) -> int | None:
+    for name, value in (headers or {}).items():
+        if name.lower() == HEADER_LENGTH:
+            try:
+                return int(value)
+            except ValueError:
+                raise BadRequest(f"Inference-Header-Content-Length {value!r} is not a number") from None
+    return None
