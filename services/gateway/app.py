@@ -16,6 +16,10 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard, load_enforcer
+from services.gateway.documents.handlers import DocumentsController, DocumentServices
+from services.gateway.documents.handlers import dependencies as document_dependencies
+from services.gateway.documents.pipeline import DocumentPipeline
+from services.gateway.documents.store import DocumentStore
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.inference.handlers import ModelsController, devices, ocr, serve_nats
@@ -50,6 +54,7 @@ def create_app(
     guard: AccessGuard,
     *,
     workflow_services: WorkflowServices,
+    document_services: DocumentServices,
     version: str = "0.1.0",
 ) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
@@ -68,6 +73,7 @@ def create_app(
             ModelsController,
             WorkflowsController,
             RunsController,
+            DocumentsController,
             devices,
             ocr,
             asyncapi,
@@ -77,6 +83,7 @@ def create_app(
             **dependencies(health_service, asyncapi_doc),
             **inference_dependencies(model_service),
             **workflow_dependencies(workflow_services),
+            **document_dependencies(document_services),
         },
         guards=[guard],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -143,7 +150,19 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         blobs=await BlobStore.create(ctx.bus.js, ctx.settings),
         read_files=functools.partial(load_definitions, ctx.settings),
     )
-    app = create_app(health, models, asyncapi_document(), guard, workflow_services=workflow_services)
+    documents = DocumentStore(engine)
+    pipeline = DocumentPipeline(documents, workflow_services.runs, ctx.bus, workflow_services.blobs)
+    await pipeline.start()
+    stack.push_async_callback(pipeline.stop)
+    document_services = DocumentServices(store=documents, pipeline=pipeline, blobs=workflow_services.blobs)
+    app = create_app(
+        health,
+        models,
+        asyncapi_document(),
+        guard,
+        workflow_services=workflow_services,
+        document_services=document_services,
+    )
     config = uvicorn.Config(
         app,
         host=ctx.settings.bind_host,

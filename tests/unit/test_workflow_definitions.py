@@ -155,7 +155,8 @@ def test_the_seed_example_loads_verbatim() -> None:
     (definition,) = parse_text(SEED_EXAMPLE, "seed.yaml", LoadContext(models=MODELS))
     assert definition.name == "document_processing"
     ocr, nlp = definition.steps
-    assert isinstance(ocr, StepSpec) and isinstance(nlp, StepSpec)
+    assert isinstance(ocr, StepSpec)
+    assert isinstance(nlp, StepSpec)
     assert (ocr.type, ocr.activity, ocr.task_queue, ocr.receives) == (
         "ocr_extraction",
         "ocr.extract",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
@@ -20,13 +20,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import ValidationException
 from litestar.params import Parameter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.blobstore import CHUNK_SIZE, BlobRef, BlobStore
-from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound
-from shared.identity.apikeys import Principal
+from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
+from shared.blobstore import BlobStore
+from shared.errors import BadRequest, Conflict, InvalidInput, NotFound
 from shared.workflow import CancelRequest, DocumentUpload, ReviewDecision
 from workflows.definitions import GroupSpec, Loaded
 from workflows.runs import RunDetail, RunFilter, RunService, RunSummary, StartedRun
@@ -168,32 +167,6 @@ def _detail(row: DefinitionVersion, active_version: int) -> WorkflowDetail:
     )
 
 
-def _validated(model: type[_M], data: Any) -> _M:
-    """``data`` (a dict, or JSON bytes) as ``model``; a 400 problem naming each wrong field otherwise."""
-    try:
-        return model.model_validate_json(data) if isinstance(data, bytes) else model.model_validate(data)
-    except ValidationError as exc:
-        errors = [
-            {"key": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "source": "body"}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        raise ValidationException("the request body is invalid", extra=errors) from None
-
-
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal: Principal = request.state.principal  # set by AccessGuard on every non-public route
-    return principal
-
-
-def _is_admin(principal: Principal) -> bool:
-    return principal.role == "admin"
-
-
-def _tenant_scope(principal: Principal) -> str | None:
-    """The tenant whose runs a key may see: its own, or any (``None``) for an admin."""
-    return None if _is_admin(principal) else principal.tenant
-
-
 def _utc(value: datetime | None) -> datetime | None:
     # A time without an offset is read as UTC, the way Temporal stores start times.
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -219,7 +192,7 @@ async def _form_request(request: Request[Any, Any, Any]) -> tuple[StartRunReques
             value = form.get(name)
             if value not in (None, ""):
                 fields[name] = value
-        return _validated(StartRunRequest, fields), upload
+        return validated(StartRunRequest, fields), upload
     except Exception:
         await upload.close()
         raise
@@ -234,29 +207,6 @@ def _document_description(run_input: dict[str, Any]) -> dict[str, Any]:
     if taken:
         raise BadRequest(f"`input.document` may not set {', '.join(taken)}: they come from the uploaded file")
     return described
-
-
-async def _store_upload(blobs: BlobStore, upload: UploadFile) -> DocumentUpload:
-    first = await upload.read(CHUNK_SIZE)
-    if not first:
-        raise BadRequest("the upload is empty: send the document in the `file` field")
-
-    async def chunks() -> AsyncIterator[bytes]:
-        chunk = first
-        while chunk:
-            yield chunk
-            chunk = await upload.read(CHUNK_SIZE)
-
-    content_type = upload.content_type or "application/octet-stream"
-    blob = await blobs.put(chunks(), content_type=content_type)
-    return DocumentUpload(blob=blob, filename=upload.filename or None, content_type=content_type)
-
-
-async def _discard(blobs: BlobStore, blob: BlobRef) -> None:
-    try:
-        await blobs.delete(blob)
-    except HearthError as exc:  # a stray blob costs space, not correctness
-        log.warning("could not delete an unused upload", blob=blob.key, reason=exc.detail)
 
 
 # ---- routes --------------------------------------------------------------------------------------
@@ -311,7 +261,7 @@ class WorkflowsController(Controller):
     async def rollback(
         self, request: Request[Any, Any, Any], definition_store: DefinitionStore, name: str, data: RollbackRequest
     ) -> WorkflowDetail:
-        row = await definition_store.rollback(name, data.version, by=_principal(request).name)
+        row = await definition_store.rollback(name, data.version, by=principal_of(request).name)
         return _detail(row, row.version)
 
     @post(
@@ -334,7 +284,7 @@ class WorkflowsController(Controller):
         name: str,
         idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
     ) -> Response[StartedRun]:
-        principal = _principal(request)
+        principal = principal_of(request)
         run_id = None
         if idempotency_key is not None:
             if not IDEMPOTENCY_KEY.match(idempotency_key):
@@ -345,12 +295,12 @@ class WorkflowsController(Controller):
             body, file = await _form_request(request)
             try:
                 described = _document_description(body.input)
-                upload = await _store_upload(blob_store, file)
+                upload = await store_upload(blob_store, file)
             finally:
                 await file.close()
             run_input = {**body.input, "document": {**described, **upload.model_dump(mode="json")}}
         else:
-            body = _validated(StartRunRequest, await request.body() or b"{}")
+            body = validated(StartRunRequest, await request.body() or b"{}")
             run_input = body.input
         try:
             started = await run_service.start(
@@ -364,11 +314,11 @@ class WorkflowsController(Controller):
             )
         except (NotFound, InvalidInput):  # certainly nothing started: the upload is of no use
             if upload is not None:
-                await _discard(blob_store, upload.blob)
+                await discard_blob(blob_store, upload.blob)
             raise
         if started.duplicate:
             if upload is not None:  # the first run keeps the document it was started with
-                await _discard(blob_store, upload.blob)
+                await discard_blob(blob_store, upload.blob)
             existing = await run_service.describe(started.id)
             if existing.tenant != principal.tenant:
                 # Run ids are global; say only that the key is taken, nothing about whose run it is.
@@ -402,11 +352,11 @@ class RunsController(Controller):
         document_id: str | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> list[RunSummary]:
-        principal = _principal(request)
+        principal = principal_of(request)
         flt = RunFilter(
             workflow=workflow,
             status=status,
-            tenant=_tenant_scope(principal) or tenant,
+            tenant=tenant_scope(principal) or tenant,
             since=_utc(since),
             until=_utc(until),
             document_id=document_id,
@@ -415,7 +365,7 @@ class RunsController(Controller):
 
     @get("/{run_id:str}", summary="One run: status, step progress, the review it waits for, outputs, errors")
     async def get_run(self, request: Request[Any, Any, Any], run_service: RunService, run_id: str) -> RunDetail:
-        return await run_service.describe(run_id, tenant=_tenant_scope(_principal(request)))
+        return await run_service.describe(run_id, tenant=tenant_scope(principal_of(request)))
 
     @post(
         "/{run_id:str}/review",
@@ -428,9 +378,9 @@ class RunsController(Controller):
     async def review(
         self, request: Request[Any, Any, Any], run_service: RunService, run_id: str, data: ReviewDecision
     ) -> RunDetail:
-        principal = _principal(request)
+        principal = principal_of(request)
         decision = data if data.reviewer else data.model_copy(update={"reviewer": principal.name})
-        return await run_service.review(run_id, decision, tenant=_tenant_scope(principal))
+        return await run_service.review(run_id, decision, tenant=tenant_scope(principal))
 
     @post(
         "/{run_id:str}/cancel",
@@ -444,6 +394,6 @@ class RunsController(Controller):
         run_id: str,
         data: CancelRequest | None = None,
     ) -> RunDetail:
-        principal = _principal(request)
+        principal = principal_of(request)
         cancel = (data or CancelRequest()).model_copy(update={"by": principal.name})
-        return await run_service.cancel(run_id, cancel, tenant=_tenant_scope(principal))
+        return await run_service.cancel(run_id, cancel, tenant=tenant_scope(principal))

@@ -1,0 +1,194 @@
+"""``/v1/documents``: submit a document for processing, follow it, read what was found.
+
+A document belongs to the tenant of the key that submitted it; another tenant's document answers
+404 like a missing one. Processing is asynchronous: ``POST`` answers 202 with the document's id
+and its run (``/v1/runs/doc-<id>``, visible in the Temporal UI); ``GET /v1/documents/{id}`` says
+``processing`` until the run has finished, then shows the text, pages, entities, class, tags
+and provenance, or ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import Provide
+from litestar.enums import RequestEncodingType
+from litestar.params import Parameter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.gateway.documents.pipeline import DocumentPipeline
+from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
+from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
+from shared.blobstore import BlobStore
+from shared.documents import DocumentSource
+from shared.errors import BadRequest
+
+IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_NAMESPACE: Final = uuid.UUID("6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f")
+_FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata"})
+DEFAULT_SOURCE: Final = "api"
+
+
+class SubmitText(BaseModel):
+    """A JSON submission: text carried inline (files go as multipart)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1_000_000)
+    filename: str | None = Field(default=None, max_length=255)
+    source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubmitForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Submitted(BaseModel):
+    id: str
+    status: str
+    run_id: str | None
+    duplicate: bool = Field(description="True when this document was submitted before (nothing new started).")
+
+
+@dataclass
+class DocumentServices:
+    store: DocumentStore
+    pipeline: DocumentPipeline
+    blobs: BlobStore
+
+
+def dependencies(services: DocumentServices) -> dict[str, Provide]:
+    return {
+        "document_store": Provide(lambda: services.store, use_cache=True, sync_to_thread=False),
+        "document_pipeline": Provide(lambda: services.pipeline, use_cache=True, sync_to_thread=False),
+    }
+
+
+async def _form(request: Request[Any, Any, Any]) -> tuple[SubmitForm, UploadFile]:
+    form = await request.form()
+    upload = form.get("file")
+    try:
+        unknown = sorted(set(form.keys()) - _FORM_FIELDS)
+        if unknown:
+            raise BadRequest(f"unknown form fields {', '.join(unknown)} (fields: {', '.join(sorted(_FORM_FIELDS))})")
+        if not isinstance(upload, UploadFile):
+            raise BadRequest("send the document as a file in the `file` field (or inline text as JSON)")
+        fields: dict[str, Any] = {k: form.get(k) for k in ("source_system", "external_id") if form.get(k)}
+        raw_metadata = form.get("metadata")
+        if raw_metadata not in (None, ""):
+            try:
+                fields["metadata"] = json.loads(str(raw_metadata))
+            except ValueError as exc:
+                raise BadRequest(f"the `metadata` field must hold a JSON object: {exc}") from None
+        return validated(SubmitForm, fields), upload
+    except Exception:
+        if isinstance(upload, UploadFile):
+            await upload.close()
+        raise
+
+
+class DocumentsController(Controller):
+    path = "/v1/documents"
+    tags = ["documents"]
+
+    @post(
+        "/",
+        status_code=202,
+        summary="Submit a document (multipart file, or JSON inline text); it is processed asynchronously",
+        description="Multipart: `file` (PDF, PNG, JPEG, TIFF), optional `source_system` (default `api`), "
+        "`external_id` (the document's id there: a re-sent document maps onto the one held) and `metadata` "
+        '(JSON object). JSON: `{"text": "...", "filename", "source_system", "external_id", "metadata"}`. '
+        "`Idempotency-Key` makes a repeated request return the first document. Answers 202 with the document "
+        "id and its workflow run; 200 when the document was already submitted.",
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        document_pipeline: DocumentPipeline,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    ) -> Response[Submitted]:
+        principal = principal_of(request)
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise BadRequest("Idempotency-Key must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+        document_id = (
+            str(uuid.uuid5(_NAMESPACE, f"{principal.tenant}/{idempotency_key}"))
+            if idempotency_key
+            else str(uuid.uuid4())
+        )
+        blobs = document_pipeline.blobs
+        uploaded = None
+        if request.content_type[0] == RequestEncodingType.MULTI_PART:
+            form, file = await _form(request)
+            try:
+                uploaded = await store_upload(blobs, file)
+            finally:
+                await file.close()
+            source = DocumentSource(blob=uploaded.blob, filename=uploaded.filename, content_type=uploaded.content_type)
+            source_system, external_id, metadata = form.source_system, form.external_id, form.metadata
+        else:
+            body = validated(SubmitText, await request.body() or b"{}")
+            source = DocumentSource(text=body.text, filename=body.filename, content_type="text/plain")
+            source_system, external_id, metadata = body.source_system, body.external_id, body.metadata
+        doc, created = await document_pipeline.submit(
+            document_id=document_id,
+            tenant=principal.tenant,
+            source=source,
+            source_system=source_system,
+            external_id=external_id,
+            metadata=metadata,
+            submitted_by=principal.name,
+        )
+        if not created and uploaded is not None:  # the document held keeps its own file
+            await discard_blob(blobs, uploaded.blob)
+        answer = Submitted(id=doc.id, status=doc.status, run_id=doc.run_id, duplicate=not created)
+        return Response(answer, status_code=202 if created else 200, headers={"Location": f"/v1/documents/{doc.id}"})
+
+    @get(
+        "/",
+        summary="Documents, newest first (a non-admin key sees its tenant's)",
+        description="Filters: `status` (processing, processed, failed), `source_system`, `class`, `tag`; "
+        "`limit` 1-200, `offset`.",
+    )
+    async def list_documents(
+        self,
+        request: Request[Any, Any, Any],
+        document_store: DocumentStore,
+        *,
+        status: str | None = None,
+        source_system: str | None = None,
+        doc_class: Annotated[str | None, Parameter(query="class")] = None,
+        tag: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> list[DocumentSummary]:
+        return await document_store.list(
+            tenant=tenant_scope(principal_of(request)),
+            status=status,
+            source_system=source_system,
+            doc_class=doc_class,
+            tag=tag,
+            limit=limit,
+            offset=offset,
+        )
+
+    @get(
+        "/{document_id:str}",
+        summary="One document: status, text, pages, entities (value, normalised, span, confidence), class, "
+        "tags, provenance",
+    )
+    async def get_document(
+        self, request: Request[Any, Any, Any], document_store: DocumentStore, document_id: str
+    ) -> Document:
+        return await document_store.get(document_id, tenant=tenant_scope(principal_of(request)))

@@ -1,0 +1,287 @@
+"""Documents in PostgreSQL: ``raw_docs`` (what was submitted) and ``processed_docs`` (the results)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.blobstore import BlobRef
+from shared.documents import Classification, Entity
+from shared.errors import NotFound
+
+DocumentStatus = Literal["processing", "processed", "failed"]
+
+
+class NewDocument(BaseModel):
+    """A document about to be recorded."""
+
+    id: str
+    tenant: str
+    source_system: str
+    external_id: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    blob: BlobRef | None = None
+    inline_text: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow: str
+    run_id: str
+    submitted_by: str | None = None
+
+
+class PageSummary(BaseModel):
+    number: int
+    source: str = Field(description="text_layer, ocr or inline.")
+    text: str
+    confidence: float | None = None
+    rotation: int = 0
+    skew: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Processed(BaseModel):
+    """What processing made of a document (``processed_docs``)."""
+
+    run_id: str
+    language: str | None = None
+    classification: Classification | None = None
+    tags: list[str] = Field(default_factory=list)
+    text: str
+    pages: list[PageSummary]
+    entities: dict[str, list[Entity]]
+    provenance: dict[str, Any]
+    ocr_result: BlobRef | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DocumentSummary(BaseModel):
+    id: str
+    tenant: str
+    status: DocumentStatus
+    source_system: str
+    external_id: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    workflow: str
+    run_id: str | None = None
+    doc_class: str | None = Field(default=None, description="The document's class once processed.")
+    tags: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Document(DocumentSummary):
+    """``GET /v1/documents/{id}``: the submission, and what processing found."""
+
+    sha256: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    submitted_by: str | None = None
+    error: dict[str, Any] | None = Field(default=None, description="Why processing failed.")
+    language: str | None = None
+    classification: Classification | None = None
+    text: str | None = None
+    pages: list[PageSummary] = Field(default_factory=list)
+    entities: dict[str, list[Entity]] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    processed_at: datetime | None = None
+
+
+_SUMMARY_COLUMNS = (
+    "r.id, r.tenant, r.status, r.source_system, r.external_id, r.filename, r.content_type, r.size, r.workflow, "
+    "r.run_id, r.created_at, r.updated_at, p.doc_class, coalesce(p.tags, '{}') AS tags"
+)
+
+
+class DocumentStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, doc: NewDocument) -> tuple[DocumentSummary, bool]:
+        """Record a submission; ``(existing, False)`` when this id or (source, external id) is known."""
+        params = doc.model_dump(mode="json")
+        params["blob"] = json.dumps(params["blob"]) if doc.blob else None
+        params["metadata"] = json.dumps(doc.metadata)
+        params["size"] = doc.blob.size if doc.blob else len((doc.inline_text or "").encode())
+        params["sha256"] = doc.blob.sha256 if doc.blob else None
+        try:
+            async with self._engine.begin() as conn:
+                inserted = (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO raw_docs (id, tenant, source_system, external_id, filename, content_type, "
+                            "size, sha256, blob, inline_text, metadata, status, workflow, run_id, submitted_by) "
+                            "VALUES (:id, :tenant, :source_system, :external_id, :filename, :content_type, :size, "
+                            ":sha256, CAST(:blob AS jsonb), :inline_text, CAST(:metadata AS jsonb), 'processing', "
+                            ":workflow, :run_id, :submitted_by) ON CONFLICT (id) DO NOTHING RETURNING id"
+                        ),
+                        params,
+                    )
+                ).scalar_one_or_none()
+        except IntegrityError:  # the (tenant, source_system, external_id) index: a re-sent document
+            inserted = None
+        existing = await self._find(doc)
+        return existing, inserted is not None
+
+    async def _find(self, doc: NewDocument) -> DocumentSummary:
+        where = "r.id = :id"
+        params: dict[str, Any] = {"id": doc.id}
+        if doc.external_id is not None:
+            where = "(r.id = :id OR (r.tenant = :tenant AND r.source_system = :source AND r.external_id = :external))"
+            params.update(tenant=doc.tenant, source=doc.source_system, external=doc.external_id)
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        text(
+                            f"SELECT {_SUMMARY_COLUMNS} FROM raw_docs r LEFT JOIN processed_docs p ON p.doc_id = r.id "  # noqa: S608 - fixed columns
+                            f"WHERE {where} ORDER BY r.created_at LIMIT 1"
+                        ),
+                        params,
+                    )
+                )
+                .mappings()
+                .one()
+            )
+        return DocumentSummary.model_validate(dict(row))
+
+    async def get(self, doc_id: str, *, tenant: str | None) -> Document:
+        """One document; another tenant's answers ``NotFound`` like a missing one (``tenant=None``: any)."""
+        async with self._engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        text(
+                            f"SELECT {_SUMMARY_COLUMNS}, r.sha256, r.metadata, r.submitted_by, r.error, p.language, "  # noqa: S608 - fixed columns
+                            "p.class_confidence, p.text, p.pages, p.entities, p.provenance, p.warnings, p.processed_at "
+                            "FROM raw_docs r LEFT JOIN processed_docs p ON p.doc_id = r.id "
+                            "WHERE r.id = :id AND (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant)"
+                        ),
+                        {"id": doc_id, "tenant": tenant},
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            raise NotFound(f"no document {doc_id!r}", code="unknown-document")
+        data = dict(row)
+        if data["doc_class"] is not None:
+            method = (data.get("provenance") or {}).get("classification", {}).get("method", "rules")
+            data["classification"] = {
+                "label": data["doc_class"],
+                "confidence": data["class_confidence"],
+                "method": method,
+            }
+        for key, empty in (("pages", []), ("entities", {}), ("provenance", {}), ("warnings", []), ("metadata", {})):
+            if data.get(key) is None:
+                data[key] = empty
+        return Document.model_validate(data)
+
+    async def run_of(self, doc_id: str) -> tuple[str, str | None, str] | None:
+        """(tenant, run id, status) of a document, or ``None``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(text("SELECT tenant, run_id, status FROM raw_docs WHERE id = :id"), {"id": doc_id})
+            ).one_or_none()
+        return (row[0], row[1], row[2]) if row else None
+
+    async def list(
+        self,
+        *,
+        tenant: str | None,
+        status: str | None = None,
+        source_system: str | None = None,
+        doc_class: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[DocumentSummary]:
+        async with self._engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        text(
+                            f"SELECT {_SUMMARY_COLUMNS} FROM raw_docs r LEFT JOIN processed_docs p ON p.doc_id = r.id "  # noqa: S608 - fixed columns
+                            "WHERE (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant) "
+                            "AND (CAST(:status AS text) IS NULL OR r.status = :status) "
+                            "AND (CAST(:source AS text) IS NULL OR r.source_system = :source) "
+                            "AND (CAST(:class AS text) IS NULL OR p.doc_class = :class) "
+                            "AND (CAST(:tag AS text) IS NULL OR p.tags @> ARRAY[CAST(:tag AS text)]) "
+                            "ORDER BY r.created_at DESC, r.id LIMIT :limit OFFSET :offset"
+                        ),
+                        {
+                            "tenant": tenant,
+                            "status": status,
+                            "source": source_system,
+                            "class": doc_class,
+                            "tag": tag,
+                            "limit": limit,
+                            "offset": offset,
+                        },
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [DocumentSummary.model_validate(dict(r)) for r in rows]
+
+    async def mark_processed(self, doc_id: str, tenant: str, result: Processed) -> bool:
+        """Store the results (idempotent: a repeated result for the same run changes nothing)."""
+        classification = result.classification
+        params = {
+            "doc_id": doc_id,
+            "tenant": tenant,
+            "run_id": result.run_id,
+            "language": result.language,
+            "doc_class": classification.label if classification else None,
+            "class_confidence": classification.confidence if classification else None,
+            "tags": result.tags,
+            "text": result.text,
+            "pages": json.dumps([p.model_dump(mode="json") for p in result.pages]),
+            "entities": json.dumps({k: [e.model_dump(mode="json") for e in v] for k, v in result.entities.items()}),
+            "provenance": json.dumps(result.provenance, default=str),
+            "ocr_result": result.ocr_result.model_dump_json() if result.ocr_result else None,
+            "warnings": json.dumps(result.warnings),
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO processed_docs (doc_id, tenant, run_id, language, doc_class, class_confidence, tags, "
+                    "text, pages, entities, provenance, ocr_result, warnings) VALUES (:doc_id, :tenant, :run_id, "
+                    ":language, :doc_class, :class_confidence, :tags, :text, CAST(:pages AS jsonb), "
+                    "CAST(:entities AS jsonb), CAST(:provenance AS jsonb), CAST(:ocr_result AS jsonb), "
+                    "CAST(:warnings AS jsonb)) ON CONFLICT (doc_id) DO UPDATE SET run_id = EXCLUDED.run_id, "
+                    "language = EXCLUDED.language, doc_class = EXCLUDED.doc_class, "
+                    "class_confidence = EXCLUDED.class_confidence, tags = EXCLUDED.tags, text = EXCLUDED.text, "
+                    "pages = EXCLUDED.pages, entities = EXCLUDED.entities, provenance = EXCLUDED.provenance, "
+                    "ocr_result = EXCLUDED.ocr_result, warnings = EXCLUDED.warnings, processed_at = now()"
+                ),
+                params,
+            )
+            updated = await conn.execute(
+                text(
+                    "UPDATE raw_docs SET status = 'processed', error = NULL, updated_at = now() "
+                    "WHERE id = :id AND status <> 'processed'"
+                ),
+                {"id": doc_id},
+            )
+        return bool(updated.rowcount)
+
+    async def mark_failed(self, doc_id: str, reason: dict[str, Any]) -> bool:
+        async with self._engine.begin() as conn:
+            updated = await conn.execute(
+                text(
+                    "UPDATE raw_docs SET status = 'failed', error = CAST(:error AS jsonb), updated_at = now() "
+                    "WHERE id = :id AND status = 'processing'"
+                ),
+                {"id": doc_id, "error": json.dumps(reason, default=str)},
+            )
+        return bool(updated.rowcount)
