@@ -221,14 +221,17 @@ class _Job:
     async def _ocr_page(self, item: PageImage) -> Page:
         image, rotation = item.image, 0
         lines = await self._recognise(image)
-        if looks_sideways(lines) or (not lines and max(image.size) > 200):
+        sideways = looks_sideways(lines)
+        if sideways or (not lines and max(image.size) > 200):
+            # A sideways page the recogniser still read (it turns tall crops) is turned anyway when the
+            # turned reading is nearly as good: horizontal lines give boxes and reading order that hold.
+            bar = score(lines) * (0.9 if sideways else 1.0)
             for turn in (90, 270):
                 turned = image.rotate(turn, expand=True, fillcolor=_white(image))
                 candidate = await self._recognise(turned)
-                if score(candidate) > score(lines) * 1.2:
-                    lines, rotation, best = candidate, turn, turned
-            if rotation:
-                image = best
+                # The wrong way round reads as upside-down lines (the classifier turns each one).
+                if score(candidate) > bar and not looks_sideways(candidate) and not upside_down(candidate):
+                    bar, lines, rotation, image = score(candidate), candidate, turn, turned
         elif upside_down(lines):
             turned = image.rotate(180, fillcolor=_white(image))
             candidate = await self._recognise(turned)

@@ -46,12 +46,16 @@ def estimate_skew(lines: Sequence[RawLine]) -> float:
 
 
 def looks_sideways(lines: Sequence[RawLine]) -> bool:
-    """Most text boxes are taller than wide: the page was scanned turned by 90 degrees."""
+    """Most text runs are taller than wide on the page: it was scanned turned by 90 degrees."""
     if not lines:
         return False
-    sizes = [box_size(line.box) for line in lines]
-    tall = sum(1 for width, height in sizes if height > 1.5 * width)
-    return tall >= max(2, (len(lines) + 1) // 2)
+    tall = 0
+    for line in lines:
+        xs = [p[0] for p in line.box]
+        ys = [p[1] for p in line.box]
+        if max(ys) - min(ys) > 1.5 * (max(xs) - min(xs)):
+            tall += 1
+    return tall >= max(1, (len(lines) + 1) // 2)
 
 
 def upside_down(lines: Sequence[RawLine]) -> bool:

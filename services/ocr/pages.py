@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,8 +27,9 @@ MAX_PAGE_PIXELS: Final = 120_000_000
 MIN_TEXT_LAYER_CHARS: Final = 16
 DEFAULT_DPI_CAP: Final = 300
 
-# Pillow's own bomb guard would raise on big scans we can read; our limit above applies instead.
-Image.MAX_IMAGE_PIXELS = MAX_PAGE_PIXELS
+# Pillow's own bomb guard raises at open; ours checks each page's size before it is decoded instead,
+# so an oversized page is skipped with a warning and the rest of the file is still read.
+Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass
@@ -105,10 +105,8 @@ def encode_for_transport(image: Image.Image, limit: int) -> bytes:
 def image_pages(data: bytes, max_pages: int) -> Iterator[PageImage | SkippedPage]:
     """The frames of an image file (one for PNG/JPEG, every page of a TIFF), ready for the model."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        opened = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError) as exc:
         raise InvalidInput(f"the image cannot be read: {exc}") from None
     with opened:
         for index, frame in enumerate(ImageSequence.Iterator(opened)):
