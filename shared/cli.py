@@ -143,8 +143,11 @@ models_app = typer.Typer(help="Models served by Triton, through the gateway (use
 app.add_typer(models_app, name="models")
 
 
-def _gateway(settings: HearthSettings, method: str, path: str) -> object:
-    """Call the gateway with HEARTH_API_KEY, else the bootstrap admin key; problem details become errors."""
+def _gateway(settings: HearthSettings, method: str, path: str, **request: Any) -> object:
+    """Call the gateway with HEARTH_API_KEY, else the bootstrap admin key; problem details become errors.
+
+    ``request`` goes to ``httpx.request`` (``files=``, ``data=``, ``params=``).
+    """
     import httpx
 
     key = os.environ.get("HEARTH_API_KEY")
@@ -155,7 +158,7 @@ def _gateway(settings: HearthSettings, method: str, path: str) -> object:
             _fail(f"no API key: set HEARTH_API_KEY or run `hearth up` first ({exc})")
     try:
         resp = httpx.request(
-            method, f"{settings.gateway_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=600
+            method, f"{settings.gateway_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=600, **request
         )
     except httpx.HTTPError as exc:
         _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}): is the stack up? `hearth status`")
@@ -284,6 +287,107 @@ def workflows_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> 
         for p in refused["problems"]:
             where = f"{p['file']}:{p['line']}" if p.get("line") else p["file"]
             err.print(f"  {where}: {p['reason']}", markup=False, highlight=False)
+
+
+docs_app = typer.Typer(help="Documents: submit files for processing and read what was found (through the gateway).")
+app.add_typer(docs_app, name="docs")
+
+
+def _print_document(doc: dict[str, Any]) -> None:
+    console.print(f"[bold]{escape(str(doc['id']))}[/bold]  {doc['status']}  {escape(str(doc.get('filename') or ''))}")
+    if doc.get("error"):
+        err.print(f"  failed: {doc['error'].get('detail')}", markup=False)
+    classification = doc.get("classification") or {}
+    if classification:
+        console.print(
+            f"  class: {classification['label']} ({classification['confidence']:.2f})  tags: "
+            f"{escape(', '.join(doc.get('tags') or [])) or '-'}  language: {doc.get('language') or '-'}"
+        )
+    pages = doc.get("pages") or []
+    if pages:
+        sources = ", ".join(sorted({str(p["source"]) for p in pages}))
+        console.print(f"  pages: {len(pages)} ({sources})")
+    for name, found in (doc.get("entities") or {}).items():
+        for entity in found:
+            normalized = json.dumps(entity["normalized"], ensure_ascii=False)
+            console.print(
+                f"  {name}: {escape(str(entity['value']))} → {escape(normalized)} ({entity['confidence']:.2f})",
+                highlight=False,
+            )
+    for warning in doc.get("warnings") or []:
+        err.print(f"  warning: {warning}", markup=False)
+
+
+@docs_app.command("add")
+def docs_add(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="PDF, PNG, JPEG or TIFF.")],
+    source_system: Annotated[str, typer.Option(help="The system the document comes from.")] = "cli",
+    external_id: Annotated[str | None, typer.Option(help="The document's id in that system.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the result (0: return at once).")] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Submit a document; it runs through the document_processing workflow (watch it in the Temporal UI)."""
+    import time
+
+    settings = _settings()
+    form = {"source_system": source_system, **({"external_id": external_id} if external_id else {})}
+    with file.open("rb") as handle:
+        submitted = cast(
+            dict[str, Any],
+            _gateway(settings, "POST", "/v1/documents", files={"file": (file.name, handle)}, data=form),
+        )
+    doc_id = submitted["id"]
+    if not as_json:
+        console.print(f"submitted {escape(file.name)} as {doc_id} (run {submitted['run_id']})")
+    doc = submitted
+    deadline = time.monotonic() + wait
+    while wait > 0 and doc.get("status") == "processing" and time.monotonic() < deadline:
+        time.sleep(1.0)
+        doc = cast(dict[str, Any], _gateway(settings, "GET", f"/v1/documents/{doc_id}"))
+    if as_json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif doc.get("status") != "processing" and "pages" in doc:
+        _print_document(doc)
+    if doc.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@docs_app.command("get")
+def docs_get(doc_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One document: status, class, tags, entities."""
+    doc = cast(dict[str, Any], _gateway(_settings(), "GET", f"/v1/documents/{doc_id}"))
+    if as_json:
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_document(doc)
+
+
+@docs_app.command("list")
+def docs_list(
+    status: Annotated[str | None, typer.Option(help="processing, processed or failed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Documents, newest first."""
+    params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+    docs = cast(list[dict[str, Any]], _gateway(_settings(), "GET", "/v1/documents", params=params))
+    if as_json:
+        print(json.dumps(docs, indent=2, ensure_ascii=False))
+        return
+    table = Table(title="Documents")
+    for col in ("id", "status", "file", "source", "class", "tags", "created"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(
+            str(d["id"]),
+            str(d["status"]),
+            escape(str(d.get("filename") or "-")),
+            escape(str(d["source_system"])),
+            str(d.get("doc_class") or "-"),
+            escape(", ".join(d.get("tags") or []) or "-"),
+            str(d["created_at"])[:19],
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":

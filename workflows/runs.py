@@ -39,7 +39,7 @@ from shared.workflow import (
     RunInput,
     RunProgress,
 )
-from workflows.versions import DefinitionStore
+from workflows.versions import DefinitionStore, DefinitionVersion
 
 log = get_logger(__name__)
 
@@ -216,6 +216,10 @@ class RunService:
         return StartedRun(
             id=workflow_id, workflow=name, version=definition.version, definition_hash=definition.hash, duplicate=False
         )
+
+    async def definition(self, name: str, version: int | None = None) -> DefinitionVersion:
+        """The definition a run of ``name`` would start on; ``NotFound`` naming what exists."""
+        return await self._definitions.get(name, version)
 
     async def _existing(self, run_id: str) -> RunProgress | None:
         """What the run already started under this id runs (its own version and hash)."""

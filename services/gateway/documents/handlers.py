@@ -27,11 +27,12 @@ from services.gateway.documents.store import Document, DocumentStore, DocumentSu
 from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
 from shared.blobstore import BlobStore
 from shared.documents import DocumentSource
-from shared.errors import BadRequest
+from shared.errors import BadRequest, InvalidInput, NotFound
 
 IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _NAMESPACE: Final = uuid.UUID("6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f")
-_FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata"})
+_FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata", "workflow"})
+_WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 DEFAULT_SOURCE: Final = "api"
 
 
@@ -45,6 +46,7 @@ class SubmitText(BaseModel):
     source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
 
 
 class SubmitForm(BaseModel):
@@ -53,6 +55,7 @@ class SubmitForm(BaseModel):
     source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
     external_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
 
 
 class Submitted(BaseModel):
@@ -85,7 +88,7 @@ async def _form(request: Request[Any, Any, Any]) -> tuple[SubmitForm, UploadFile
             raise BadRequest(f"unknown form fields {', '.join(unknown)} (fields: {', '.join(sorted(_FORM_FIELDS))})")
         if not isinstance(upload, UploadFile):
             raise BadRequest("send the document as a file in the `file` field (or inline text as JSON)")
-        fields: dict[str, Any] = {k: form.get(k) for k in ("source_system", "external_id") if form.get(k)}
+        fields: dict[str, Any] = {k: form.get(k) for k in ("source_system", "external_id", "workflow") if form.get(k)}
         raw_metadata = form.get("metadata")
         if raw_metadata not in (None, ""):
             try:
@@ -136,20 +139,36 @@ class DocumentsController(Controller):
             finally:
                 await file.close()
             source = DocumentSource(blob=uploaded.blob, filename=uploaded.filename, content_type=uploaded.content_type)
-            source_system, external_id, metadata = form.source_system, form.external_id, form.metadata
+            source_system, external_id, metadata, workflow = (
+                form.source_system,
+                form.external_id,
+                form.metadata,
+                form.workflow,
+            )
         else:
             body = validated(SubmitText, await request.body() or b"{}")
             source = DocumentSource(text=body.text, filename=body.filename, content_type="text/plain")
-            source_system, external_id, metadata = body.source_system, body.external_id, body.metadata
-        doc, created = await document_pipeline.submit(
-            document_id=document_id,
-            tenant=principal.tenant,
-            source=source,
-            source_system=source_system,
-            external_id=external_id,
-            metadata=metadata,
-            submitted_by=principal.name,
-        )
+            source_system, external_id, metadata, workflow = (
+                body.source_system,
+                body.external_id,
+                body.metadata,
+                body.workflow,
+            )
+        try:
+            doc, created = await document_pipeline.submit(
+                document_id=document_id,
+                tenant=principal.tenant,
+                source=source,
+                source_system=source_system,
+                external_id=external_id,
+                metadata=metadata,
+                submitted_by=principal.name,
+                workflow=workflow,
+            )
+        except (NotFound, InvalidInput):  # nothing was recorded: the upload is of no use
+            if uploaded is not None:
+                await discard_blob(blobs, uploaded.blob)
+            raise
         if not created and uploaded is not None:  # the document held keeps its own file
             await discard_blob(blobs, uploaded.blob)
         answer = Submitted(id=doc.id, status=doc.status, run_id=doc.run_id, duplicate=not created)

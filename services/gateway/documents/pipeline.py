@@ -79,8 +79,15 @@ class DocumentPipeline:
         external_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         submitted_by: str | None = None,
+        workflow: str | None = None,
     ) -> tuple[DocumentSummary, bool]:
-        """Record the document and start its run; ``(document, created)``. Safe to repeat."""
+        """Record the document and start its run; ``(document, created)``. Safe to repeat.
+
+        ``workflow`` picks the processing workflow (the pipeline's default, ``document_processing``,
+        when omitted); it must exist, or nothing is recorded.
+        """
+        workflow = workflow or self.workflow
+        await self.runs.definition(workflow)  # NotFound before anything is stored
         new = NewDocument(
             id=document_id,
             tenant=tenant,
@@ -91,7 +98,7 @@ class DocumentPipeline:
             blob=source.blob,
             inline_text=source.text,
             metadata=metadata or {},
-            workflow=self.workflow,
+            workflow=workflow,
             run_id=run_id_for(document_id),
             submitted_by=submitted_by,
         )
@@ -129,6 +136,7 @@ class DocumentPipeline:
             external_id=data.external_id,
             metadata=data.metadata,
             submitted_by=envelope.source,
+            workflow=workflow if isinstance(workflow := data.metadata.get("workflow"), str) else None,
         )
 
     # ---- results ----------------------------------------------------------------------------
@@ -147,11 +155,11 @@ class DocumentPipeline:
         outputs = data.outputs
         if outputs is None:  # too big for the event: the run's record has them
             outputs = (await self.runs.describe(data.workflow_id)).outputs or {}
-        processed = await self._results(data.workflow_id, outputs)
+        processed = await self._results(data.workflow, data.workflow_id, outputs)
         await self.store.mark_processed(data.document_id, tenant, processed)
         await self._announce(data.document_id, data, processed=processed)
 
-    async def _results(self, run_id: str, outputs: dict[str, Any]) -> Processed:
+    async def _results(self, workflow: str, run_id: str, outputs: dict[str, Any]) -> Processed:
         extracted: TextExtracted | None = None
         analyzed: TextAnalyzed | None = None
         for output in outputs.values():
@@ -166,7 +174,7 @@ class DocumentPipeline:
         pages: list[PageSummary] = []
         text = ""
         warnings: list[str] = []
-        provenance: dict[str, Any] = {"workflow": self.workflow, "run_id": run_id}
+        provenance: dict[str, Any] = {"workflow": workflow, "run_id": run_id}
         if extracted is not None:
             document = ExtractedDocument.model_validate_json(await self.blobs.get(extracted.result))
             text = document.text
