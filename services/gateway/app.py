@@ -16,9 +16,11 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard, load_enforcer
-from services.gateway.documents.handlers import DocumentsController, DocumentServices
+from services.gateway.documents import chunks
+from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
 from services.gateway.documents.handlers import dependencies as document_dependencies
 from services.gateway.documents.pipeline import DocumentPipeline
+from services.gateway.documents.search import SearchIndex
 from services.gateway.documents.store import DocumentStore
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.handlers import HealthController, asyncapi, dependencies
@@ -74,6 +76,8 @@ def create_app(
             WorkflowsController,
             RunsController,
             DocumentsController,
+            search,
+            ask,
             devices,
             ocr,
             asyncapi,
@@ -151,7 +155,10 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         read_files=functools.partial(load_definitions, ctx.settings),
     )
     documents = DocumentStore(engine)
-    pipeline = DocumentPipeline(documents, workflow_services.runs, ctx.bus, workflow_services.blobs)
+    await asyncio.to_thread(chunks.ready)
+    pipeline = DocumentPipeline(
+        documents, workflow_services.runs, ctx.bus, workflow_services.blobs, SearchIndex(engine, ctx.bus)
+    )
     await pipeline.start()
     stack.push_async_callback(pipeline.stop)
     document_services = DocumentServices(store=documents, pipeline=pipeline, blobs=workflow_services.blobs)

@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get, post
@@ -23,6 +24,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.documents.pipeline import DocumentPipeline
+from services.gateway.documents.search import Answer, SearchFilters, SearchIndex, SearchResults
 from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
 from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
 from shared.blobstore import BlobStore
@@ -76,6 +78,7 @@ def dependencies(services: DocumentServices) -> dict[str, Provide]:
     return {
         "document_store": Provide(lambda: services.store, use_cache=True, sync_to_thread=False),
         "document_pipeline": Provide(lambda: services.pipeline, use_cache=True, sync_to_thread=False),
+        "search_index": Provide(lambda: services.pipeline.index, use_cache=True, sync_to_thread=False),
     }
 
 
@@ -211,3 +214,88 @@ class DocumentsController(Controller):
         self, request: Request[Any, Any, Any], document_store: DocumentStore, document_id: str
     ) -> Document:
         return await document_store.get(document_id, tenant=tenant_scope(principal_of(request)))
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=2000)
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    top_k: int = Field(default=5, ge=1, le=20, description="Chunks the answer is chosen from.")
+
+
+def _filters(
+    *,
+    doc_class: str | None,
+    tags: list[str] | None,
+    source_system: str | None,
+    entities: list[str] | None,
+    valid_on: date | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> SearchFilters:
+    wanted: dict[str, str] = {}
+    for item in entities or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name or not value:
+            raise BadRequest(f"entity filter {item!r}: write <field>:<value>, e.g. contract_type:purchase")
+        wanted[name] = value
+    return SearchFilters(
+        doc_class=doc_class,
+        tags=tags or [],
+        source_system=source_system,
+        entities=wanted,
+        valid_on=valid_on,
+        since=since,
+        until=until,
+    )
+
+
+@get(
+    "/v1/search",
+    tags=["documents"],
+    summary="Hybrid full-text + semantic search over the caller's documents, with highlights",
+    description="`q` in any language (Chinese is segmented with jieba). Filters: `class`, `tag` (repeatable, all "
+    "must match), `source_system`, `entity` (repeatable `<field>:<value>` on normalised values: "
+    "contract_type:purchase, contract_number:HT-1, signing_date:2024-02-20, parties:<name>), `valid_on` "
+    "(contracts valid that day), `since`/`until` (submission time). `limit` 1-50, `offset`.",
+)
+async def search(
+    request: Request[Any, Any, Any],
+    search_index: SearchIndex,
+    *,
+    q: str,
+    doc_class: Annotated[str | None, Parameter(query="class")] = None,
+    tag: Annotated[list[str] | None, Parameter(query="tag")] = None,
+    source_system: str | None = None,
+    entity: Annotated[list[str] | None, Parameter(query="entity")] = None,
+    valid_on: date | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=50)] = 10,
+    offset: Annotated[int, Parameter(ge=0, le=1000)] = 0,
+) -> SearchResults:
+    filters = _filters(
+        doc_class=doc_class,
+        tags=tag,
+        source_system=source_system,
+        entities=entity,
+        valid_on=valid_on,
+        since=since,
+        until=until,
+    )
+    tenant = tenant_scope(principal_of(request))
+    return await search_index.search(q, filters, tenant=tenant, limit=limit, offset=offset)
+
+
+@post(
+    "/v1/ask",
+    tags=["documents"],
+    status_code=200,
+    summary="Answer a question from the caller's documents, with citations (document, page, span)",
+    description="Extractive: the answer is the sentence of the caller's documents that best answers the question, "
+    "cited with its document, page and character span in that page's text. `filters` as for /v1/search.",
+)
+async def ask(request: Request[Any, Any, Any], search_index: SearchIndex, data: AskRequest) -> Answer:
+    tenant = tenant_scope(principal_of(request))
+    return await search_index.ask(data.question, data.filters, tenant=tenant, top_k=data.top_k)

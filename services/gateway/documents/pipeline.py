@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from services.gateway.documents.search import SearchIndex
 from services.gateway.documents.store import DocumentStore, DocumentSummary, NewDocument, PageSummary, Processed
 from shared.blobstore import BlobStore
 from shared.bus import Bus
@@ -57,9 +58,11 @@ class DocumentPipeline:
         runs: RunService,
         bus: Bus,
         blobs: BlobStore,
+        index: SearchIndex,
         *,
         workflow: str = DEFAULT_WORKFLOW,
     ) -> None:
+        self.index = index
         self.store = store
         self.runs = runs
         self.bus = bus
@@ -156,6 +159,9 @@ class DocumentPipeline:
         if outputs is None:  # too big for the event: the run's record has them
             outputs = (await self.runs.describe(data.workflow_id)).outputs or {}
         processed = await self._results(data.workflow, data.workflow_id, outputs)
+        processed.provenance["index"] = await self.index.index(
+            data.document_id, tenant, [page.text for page in processed.pages]
+        )
         await self.store.mark_processed(data.document_id, tenant, processed)
         await self._announce(data.document_id, data, processed=processed)
 

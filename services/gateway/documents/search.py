@@ -1,0 +1,337 @@
+"""Hybrid search and extractive Q&A over a tenant's documents.
+
+Indexing (``SearchIndex.index``, after a document is processed): pages are cut into chunks
+(``chunks.chunk_pages``), each stored with its jieba terms (``tsvector``) and its embedding
+(``use_multilingual_v3`` in Triton, through the gateway's own inference plane; pgvector HNSW).
+Without the embedding model a document is still indexed for full-text search and says so.
+
+Search ranks chunks twice, by full text (``ts_rank_cd``) and by embedding (cosine), merges the two
+lists by reciprocal rank fusion (k = 60, as Elasticsearch and OpenSearch do) and keeps each
+document's best chunk. Filters (class, tag, source system, entity values, validity dates,
+submission dates) apply in both lists. Every query is scoped to the caller's tenant.
+
+Q&A retrieves the best chunks the same way, splits them into sentences, and answers with the
+sentence closest to the question (embedding cosine plus term overlap), citing document, page
+and the span in that page. No generator model is configured by default, so answers are
+extractive; the citation is always a document of the caller's tenant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.gateway.documents import chunks
+from shared.bus import Bus
+from shared.errors import BadRequest, HearthError
+from shared.inference import Tensor, infer
+from shared.logging import get_logger
+
+log = get_logger("gateway.search")
+
+EMBEDDING_MODEL: Final = "use_multilingual_v3"
+RRF_K: Final = 60
+CANDIDATES: Final = 50
+EMBED_BATCH: Final = 32
+
+
+class SearchFilters(BaseModel):
+    doc_class: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    source_system: str | None = None
+    entities: dict[str, str] = Field(default_factory=dict, description="Field -> normalised value, e.g. type=purchase.")
+    valid_on: date | None = Field(default=None, description="Contracts whose valid_period covers this day.")
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    filename: str | None
+    source_system: str
+    external_id: str | None
+    doc_class: str | None
+    tags: list[str]
+    score: float
+    page: int
+    start: int
+    end: int
+    snippet: str = Field(description="The best chunk around the matches, <mark>ed, HTML-escaped.")
+    matched_by: list[str] = Field(description="text, vector, or both.")
+
+
+class SearchResults(BaseModel):
+    query: str
+    total: int = Field(description="Documents matching (up to the candidates considered).")
+    offset: int
+    limit: int
+    hits: list[SearchHit]
+    vector_search: bool = Field(description="False when the embedding model was not available: full text only.")
+
+
+class Citation(BaseModel):
+    document_id: str
+    filename: str | None
+    page: int
+    start: int
+    end: int
+    text: str
+
+
+class Answer(BaseModel):
+    question: str
+    answer: str | None = Field(description="The sentence that answers it; null when nothing relevant was found.")
+    mode: str = Field(description="extractive (no generator model is configured).")
+    confidence: float
+    citations: list[Citation]
+
+
+def _entity_filter(entities: dict[str, str]) -> str | None:
+    """A jsonb containment value for ``processed_docs.entities``: any entity of the field with that value."""
+    if not entities:
+        return None
+    keys = {"contract_type": "type", "contract_number": "number", "signing_date": "date", "parties": "name"}
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for name, value in entities.items():
+        if name not in keys:
+            raise BadRequest(f"entity filter on {name!r}: filter on one of {', '.join(sorted(keys))}")
+        wanted[name] = [{"normalized": {keys[name]: value}}]
+    return json.dumps(wanted, ensure_ascii=False)
+
+
+_FILTERS = (
+    "AND (CAST(:class AS text) IS NULL OR p.doc_class = :class) "
+    "AND (CAST(:tags AS text[]) IS NULL OR p.tags @> CAST(:tags AS text[])) "
+    "AND (CAST(:source AS text) IS NULL OR r.source_system = :source) "
+    "AND (CAST(:entities AS jsonb) IS NULL OR p.entities @> CAST(:entities AS jsonb)) "
+    "AND (CAST(:valid_on AS date) IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(p.entities->'valid_period') v "
+    "WHERE (v->'normalized'->>'start')::date <= CAST(:valid_on AS date) "
+    "AND (v->'normalized'->>'end')::date >= CAST(:valid_on AS date))) "
+    "AND (CAST(:since AS timestamptz) IS NULL OR r.created_at >= CAST(:since AS timestamptz)) "
+    "AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < CAST(:until AS timestamptz)) "
+)
+
+
+# Constant text; every value is a bound parameter.
+_CHUNK_QUERY = (
+    "SELECT c.id, c.doc_id, c.page, c.start_offset, c.end_offset, c.text FROM doc_chunks c "  # noqa: S608
+    "JOIN raw_docs r ON r.id = c.doc_id LEFT JOIN processed_docs p ON p.doc_id = c.doc_id "
+    "WHERE (CAST(:tenant AS text) IS NULL OR c.tenant = :tenant) " + _FILTERS
+)
+
+
+class SearchIndex:
+    def __init__(self, engine: AsyncEngine, bus: Bus, *, embedding_model: str = EMBEDDING_MODEL) -> None:
+        self._engine = engine
+        self._bus = bus
+        self.embedding_model = embedding_model
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
+        """Embeddings of ``texts``; ``None`` when the embedding model cannot answer now."""
+        vectors: list[list[float]] = []
+        try:
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = [t[:2000] or " " for t in texts[start : start + EMBED_BATCH]]
+                tensor = Tensor.text("TEXT", *batch)
+                tensor = Tensor(tensor.name, tensor.datatype, [len(batch), 1], binary=tensor.binary)
+                reply = await infer(self._bus, self.embedding_model, [tensor], ["EMBEDDING"], timeout_s=60)
+                flat = reply.outputs["EMBEDDING"]
+                dim = len(flat) // len(batch)
+                vectors.extend(flat[i * dim : (i + 1) * dim] for i in range(len(batch)))
+        except HearthError as exc:
+            log.warning("embeddings unavailable; full-text only", model=self.embedding_model, reason=exc.detail)
+            return None
+        return vectors
+
+    async def index(self, doc_id: str, tenant: str, pages: Sequence[str]) -> dict[str, Any]:
+        """(Re)index a document's pages; what was done, for the document's provenance."""
+        found = list(chunks.chunk_pages(pages))
+        segmented = await asyncio.to_thread(lambda: [chunks.index_text(c.text) for c in found])
+        vectors = await self.embed([c.text for c in found]) if found else []
+        rows = [
+            {
+                "doc_id": doc_id,
+                "tenant": tenant,
+                "chunk_no": i,
+                "page": c.page,
+                "start": c.start,
+                "end": c.end,
+                "text": c.text,
+                "terms": terms,
+                "embedding": _vector(vectors[i]) if vectors else None,
+                "model": self.embedding_model if vectors else None,
+            }
+            for i, (c, terms) in enumerate(zip(found, segmented, strict=True))
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(text("DELETE FROM doc_chunks WHERE doc_id = :id"), {"id": doc_id})
+            if rows:
+                await conn.execute(
+                    text(
+                        "INSERT INTO doc_chunks (doc_id, tenant, chunk_no, page, start_offset, end_offset, text, "
+                        "terms, embedding, embedding_model) VALUES (:doc_id, :tenant, :chunk_no, :page, :start, "
+                        ":end, :text, to_tsvector('simple', :terms), CAST(:embedding AS vector), :model)"
+                    ),
+                    rows,
+                )
+        return {"chunks": len(rows), "embedding_model": self.embedding_model if vectors else None}
+
+    async def _ranked(
+        self, query: str, filters: SearchFilters, tenant: str | None, vector: list[float] | None, limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        words = await asyncio.to_thread(chunks.query_terms, query)
+        params: dict[str, Any] = {
+            "tenant": tenant,
+            "class": filters.doc_class,
+            "tags": filters.tags or None,
+            "source": filters.source_system,
+            "entities": _entity_filter(filters.entities),
+            "valid_on": filters.valid_on,
+            "since": filters.since,
+            "until": filters.until,
+            "limit": limit,
+        }
+        base = _CHUNK_QUERY
+        lexical: list[dict[str, Any]] = []
+        semantic: list[dict[str, Any]] = []
+        async with self._engine.connect() as conn:
+            if words:
+                rows = await conn.execute(
+                    text(
+                        base + "AND c.terms @@ to_tsquery('simple', :q) "
+                        "ORDER BY ts_rank_cd(c.terms, to_tsquery('simple', :q)) DESC, c.id LIMIT :limit"
+                    ),
+                    {**params, "q": chunks.tsquery(words)},
+                )
+                lexical = [dict(r) for r in rows.mappings()]
+            if vector is not None:
+                await conn.execute(text("SET LOCAL hnsw.ef_search = 100"))
+                rows = await conn.execute(
+                    text(
+                        base.replace("c.text FROM", "c.text, c.embedding <=> CAST(:v AS vector) AS distance FROM")
+                        + "AND c.embedding IS NOT NULL ORDER BY c.embedding <=> CAST(:v AS vector) LIMIT :limit"
+                    ),
+                    {**params, "v": _vector(vector)},
+                )
+                semantic = [dict(r) for r in rows.mappings()]
+        for row in lexical + semantic:
+            row["words"] = words
+        return lexical, semantic
+
+    async def search(
+        self, query: str, filters: SearchFilters, *, tenant: str | None, limit: int = 10, offset: int = 0
+    ) -> SearchResults:
+        if not query.strip():
+            raise BadRequest("`q` is empty: say what to look for")
+        vectors = await self.embed([query])
+        vector = vectors[0] if vectors else None
+        lexical, semantic = await self._ranked(query, filters, tenant, vector, CANDIDATES)
+        fused = _fuse(lexical, semantic)
+        best: dict[str, dict[str, Any]] = {}
+        for row in fused:
+            best.setdefault(row["doc_id"], row)
+        ranked = sorted(best.values(), key=lambda r: -r["score"])
+        page = ranked[offset : offset + limit]
+        meta = await self._documents([r["doc_id"] for r in page])
+        hits = [
+            SearchHit(
+                document_id=r["doc_id"],
+                filename=meta[r["doc_id"]]["filename"],
+                source_system=meta[r["doc_id"]]["source_system"],
+                external_id=meta[r["doc_id"]]["external_id"],
+                doc_class=meta[r["doc_id"]]["doc_class"],
+                tags=meta[r["doc_id"]]["tags"] or [],
+                score=round(r["score"], 6),
+                page=r["page"],
+                start=r["start_offset"],
+                end=r["end_offset"],
+                snippet=chunks.highlight(r["text"], r["words"]),
+                matched_by=r["matched_by"],
+            )
+            for r in page
+            if r["doc_id"] in meta
+        ]
+        return SearchResults(
+            query=query, total=len(ranked), offset=offset, limit=limit, hits=hits, vector_search=vector is not None
+        )
+
+    async def _documents(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT r.id, r.filename, r.source_system, r.external_id, p.doc_class, p.tags FROM raw_docs r "
+                    "LEFT JOIN processed_docs p ON p.doc_id = r.id WHERE r.id = ANY(:ids)"
+                ),
+                {"ids": list(ids)},
+            )
+            return {r["id"]: dict(r) for r in rows.mappings()}
+
+    async def ask(self, question: str, filters: SearchFilters, *, tenant: str | None, top_k: int = 5) -> Answer:
+        if not question.strip():
+            raise BadRequest("the question is empty")
+        vectors = await self.embed([question])
+        qvec = vectors[0] if vectors else None
+        lexical, semantic = await self._ranked(question, filters, tenant, qvec, CANDIDATES)
+        top = _fuse(lexical, semantic)[:top_k]
+        if not top:
+            return Answer(question=question, answer=None, mode="extractive", confidence=0.0, citations=[])
+        words = set(top[0]["words"])
+        candidates: list[tuple[dict[str, Any], int, int, str]] = []
+        for row in top:
+            for s, e in chunks.sentences(row["text"]):
+                candidates.append((row, s, e, row["text"][s:e]))
+        sentence_vectors = await self.embed([c[3] for c in candidates]) if qvec is not None else None
+        sentence_words = await asyncio.to_thread(lambda: [set(chunks.query_terms(c[3])) for c in candidates])
+        scored = []
+        for i, (row, s, e, sentence) in enumerate(candidates):
+            overlap = len(words & sentence_words[i]) / max(1, len(words))
+            cosine = _dot(qvec, sentence_vectors[i]) if qvec is not None and sentence_vectors else 0.0
+            # The chunk's own rank says which documents are relevant; the sentence scores which part answers.
+            scored.append((0.6 * cosine + 0.4 * overlap + 0.2 * row["score"] * RRF_K, row, s, e, sentence, cosine))
+        scored.sort(key=lambda item: -item[0])
+        score, row, s, e, sentence, cosine = scored[0]
+        meta = await self._documents([row["doc_id"]])
+        citation = Citation(
+            document_id=row["doc_id"],
+            filename=meta.get(row["doc_id"], {}).get("filename"),
+            page=row["page"],
+            start=row["start_offset"] + s,
+            end=row["start_offset"] + e,
+            text=sentence,
+        )
+        confidence = round(min(1.0, max(0.0, score / 1.2)), 3)
+        return Answer(
+            question=question, answer=sentence, mode="extractive", confidence=confidence, citations=[citation]
+        )
+
+
+def _fuse(lexical: list[dict[str, Any]], semantic: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Reciprocal rank fusion of the two rankings, by chunk."""
+    merged: dict[int, dict[str, Any]] = {}
+    for name, ranking in (("text", lexical), ("vector", semantic)):
+        for rank, row in enumerate(ranking, start=1):
+            entry = merged.setdefault(row["id"], {**row, "score": 0.0, "matched_by": []})
+            entry["score"] += 1.0 / (RRF_K + rank)
+            entry["matched_by"].append(name)
+    return sorted(merged.values(), key=lambda r: (-r["score"], r["id"]))
+
+
+def _vector(values: Sequence[float]) -> str:
+    return "[" + ",".join(f"{v:.6g}" for v in values) + "]"
+
+
+def _dot(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    value = sum(x * y for x, y in zip(a, b, strict=False))
+    return value if math.isfinite(value) else 0.0
