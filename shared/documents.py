@@ -164,7 +164,9 @@ class Entity(BaseModel):
 class Classification(BaseModel):
     label: str
     confidence: float
-    method: Literal["rules", "learned"] = "rules"
+    method: Literal["rules", "learned", "user"] = Field(
+        default="rules", description="rules; learned from the tenant's corrections; user: a person set it."
+    )
 
 
 class TextAnalyzed(BaseModel):

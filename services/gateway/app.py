@@ -16,7 +16,6 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard, load_enforcer
-from services.gateway.documents import chunks
 from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
 from services.gateway.documents.handlers import dependencies as document_dependencies
 from services.gateway.documents.pipeline import DocumentPipeline
@@ -35,9 +34,11 @@ from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
 from services.gateway.workflows.handlers import RunsController, WorkflowsController, WorkflowServices
 from services.gateway.workflows.handlers import dependencies as workflow_dependencies
+from shared import segment
 from shared.asyncapi import asyncapi_document
 from shared.blobstore import BlobStore
 from shared.capabilities import CapabilityRegistry
+from shared.classifier import ClassifierStore
 from shared.clients import postgres_engine
 from shared.errors import HearthError
 from shared.identity.apikeys import ApiKeyStore
@@ -155,13 +156,15 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         read_files=functools.partial(load_definitions, ctx.settings),
     )
     documents = DocumentStore(engine)
-    await asyncio.to_thread(chunks.ready)
+    await asyncio.to_thread(segment.ready)
     pipeline = DocumentPipeline(
         documents, workflow_services.runs, ctx.bus, workflow_services.blobs, SearchIndex(engine, ctx.bus)
     )
     await pipeline.start()
     stack.push_async_callback(pipeline.stop)
-    document_services = DocumentServices(store=documents, pipeline=pipeline, blobs=workflow_services.blobs)
+    document_services = DocumentServices(
+        store=documents, pipeline=pipeline, blobs=workflow_services.blobs, classifier=ClassifierStore(engine)
+    )
     app = create_app(
         health,
         models,

@@ -8,6 +8,7 @@ page + offsets within that page, so a reader can highlight the value on the page
 
 from __future__ import annotations
 
+import asyncio
 import json
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -16,8 +17,10 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from services.nlp.classify import classify, tags_for
+from shared import segment
 from shared.blobstore import BlobRef, BlobStore
 from shared.bus import Bus
+from shared.classifier import ClassifierStore
 from shared.documents import (
     CONTRACT_FIELDS,
     PAGE_BREAK,
@@ -39,9 +42,10 @@ class Analyzer:
     def __init__(self) -> None:
         self.bus: Bus | None = None
         self.blobs: BlobStore | None = None
+        self.learned: ClassifierStore | None = None
 
-    def bind(self, bus: Bus, blobs: BlobStore) -> None:
-        self.bus, self.blobs = bus, blobs
+    def bind(self, bus: Bus, blobs: BlobStore, learned: ClassifierStore | None = None) -> None:
+        self.bus, self.blobs, self.learned = bus, blobs, learned
 
     def _deps(self) -> tuple[Bus, BlobStore]:
         if self.bus is None or self.blobs is None:
@@ -85,11 +89,18 @@ class Analyzer:
         contract_type = next(
             (e.normalized.get("type") for e in entities.get("contract_type", []) if e.normalized.get("type")), None
         )
+        classification, tags = classify(pages), tags_for(pages, contract_type)
+        if self.learned is not None:
+            tenant = inp.context.tenant if inp.context else "default"
+            model = await self.learned.model(tenant)
+            terms = await asyncio.to_thread(segment.terms, text)
+            classification = model.classify(terms) or classification
+            tags = list(dict.fromkeys([*tags, *model.tag(terms)]))
         return TextAnalyzed(
             language=str(body.get("language", "unknown")),
             entities=entities,
-            classification=classify(pages),
-            tags=tags_for(pages, contract_type),
+            classification=classification,
+            tags=tags,
             model=inp.model,
             model_version=reply.model_version,
             warnings=[str(w) for w in body.get("warnings", [])],

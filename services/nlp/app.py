@@ -2,16 +2,21 @@
 
 The capability runs as the Temporal activity ``nlp.analyze`` on ``hearth-nlp`` (the
 ``nlp_analysis`` workflow step) and on NATS as ``hearth.svc.nlp.analyze``. Entity extraction runs
-in Triton (``legal_doc_analyzer``) through the gateway.
+in Triton (``legal_doc_analyzer``) through the gateway; classes and tags come from rules, then
+from what the tenant's corrections taught (``shared.classifier``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 
 from services.nlp.analyze import Analyzer
+from shared import segment
 from shared.blobstore import BlobStore
 from shared.capabilities import CapabilityRegistry
+from shared.classifier import ClassifierStore
+from shared.clients import postgres_engine
 from shared.runtime import ServiceContext, run
 
 
@@ -25,6 +30,9 @@ def main() -> None:
     analyzer = Analyzer()
 
     async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
-        analyzer.bind(ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings))
+        engine = postgres_engine(ctx.settings, pool_size=2)
+        stack.push_async_callback(engine.dispose)
+        await asyncio.to_thread(segment.ready)
+        analyzer.bind(ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings), ClassifierStore(engine))
 
     run(create_registry(analyzer), on_start=on_start)

@@ -104,7 +104,7 @@ def client(runs: Runs) -> TestClient[Any]:
         {},
         AccessGuard(Keys(), load_enforcer()),  # type: ignore[arg-type]
         workflow_services=services,
-        document_services=DocumentServices(store=None, pipeline=None, blobs=None),  # type: ignore[arg-type]
+        document_services=DocumentServices(store=None, pipeline=None, blobs=None, classifier=None),  # type: ignore[arg-type]
     )
     return TestClient(app)
 

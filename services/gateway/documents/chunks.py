@@ -1,29 +1,21 @@
 """Text for search: chunks of pages, jieba segmentation for the full-text index, query terms, highlights.
 
-PostgreSQL's parsers do not split Chinese into words, so text is segmented with jieba
-(``cut_for_search``: words and their shorter parts, so 有限公司 also matches 公司) and indexed
-with the ``simple`` configuration; English and numbers pass through lower-cased. Queries are
-segmented the same way and OR-ed, ranked by ``ts_rank_cd``.
+Text is segmented with jieba (``shared.segment``) and indexed with the ``simple`` configuration;
+queries are segmented the same way and OR-ed, ranked by ``ts_rank_cd``.
 """
 
 from __future__ import annotations
 
-import logging
+import html
 import re
-import threading
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import jieba
-
-jieba.setLogLevel(logging.WARNING)
-_init_lock = threading.Lock()
+from shared.segment import fold, terms
 
 CHUNK_CHARS: Final = 400
 """Upper bound of a chunk: a few sentences, what one embedding still represents well."""
-_TERM_RE: Final = re.compile(r"[\w\u3400-\u9fff]+", re.UNICODE)
 _STOP: Final = frozenset(
     {
         "的", "了", "和", "与", "及", "或", "是", "在", "为", "对", "由", "之", "其", "该", "本", "于", "以",
@@ -32,26 +24,6 @@ _STOP: Final = frozenset(
         "what", "which", "who", "when", "how", "does", "do", "did", "with", "this", "that", "it",
     }
 )  # fmt: skip
-
-
-def ready() -> None:
-    """Load jieba's dictionary now (about a second) rather than on the first request."""
-    with _init_lock:
-        jieba.initialize()
-
-
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
-
-
-def terms(text: str) -> list[str]:
-    """Search terms of a text: jieba words and sub-words, NFKC-folded, lower-cased, punctuation dropped."""
-    out: list[str] = []
-    for piece in jieba.cut_for_search(_fold(text)):
-        for term in _TERM_RE.findall(piece):
-            if term and not term.isspace():
-                out.append(term)
-    return out
 
 
 def index_text(text: str) -> str:
@@ -133,9 +105,7 @@ def sentences(text: str) -> Iterator[tuple[int, int]]:
 
 def highlight(text: str, words: Sequence[str], *, width: int = 160) -> str:
     """A snippet of ``text`` around the first matching word, matches wrapped in ``<mark>``; text escaped."""
-    import html
-
-    folded = _fold(text)
+    folded = fold(text)
     hits = sorted(
         {
             (m.start(), m.end())

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Parameter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.gateway.documents.pipeline import DocumentPipeline
 from services.gateway.documents.search import Answer, SearchFilters, SearchIndex, SearchResults
 from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
 from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
 from shared.blobstore import BlobStore
+from shared.classifier import ClassifierStore
 from shared.documents import DocumentSource
 from shared.errors import BadRequest, InvalidInput, NotFound
 
@@ -60,6 +61,27 @@ class SubmitForm(BaseModel):
     workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
 
 
+class Correction(BaseModel):
+    """A person's class and/or tags for a document; the classifier learns from it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    doc_class: str | None = Field(
+        default=None, alias="class", pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="The right class."
+    )
+    tags: list[str] | None = Field(default=None, max_length=50, description="The right tags (replacing the old ones).")
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for tag in value:
+            if not re.fullmatch(r"[^\s,:][^,:]{0,62}", tag):
+                raise ValueError(f"tag {tag!r}: 1-63 characters, no commas or colons, not starting with a space")
+        return sorted(set(value))
+
+
 class Submitted(BaseModel):
     id: str
     status: str
@@ -72,6 +94,7 @@ class DocumentServices:
     store: DocumentStore
     pipeline: DocumentPipeline
     blobs: BlobStore
+    classifier: ClassifierStore
 
 
 def dependencies(services: DocumentServices) -> dict[str, Provide]:
@@ -79,6 +102,7 @@ def dependencies(services: DocumentServices) -> dict[str, Provide]:
         "document_store": Provide(lambda: services.store, use_cache=True, sync_to_thread=False),
         "document_pipeline": Provide(lambda: services.pipeline, use_cache=True, sync_to_thread=False),
         "search_index": Provide(lambda: services.pipeline.index, use_cache=True, sync_to_thread=False),
+        "classifier_store": Provide(lambda: services.classifier, use_cache=True, sync_to_thread=False),
     }
 
 
@@ -203,6 +227,34 @@ class DocumentsController(Controller):
             tag=tag,
             limit=limit,
             offset=offset,
+        )
+
+    @patch(
+        "/{document_id:str}",
+        summary="Correct a processed document's class and/or tags; the tenant's classifier learns from it",
+        description='`{"class": "invoice", "tags": ["finance", "2024"]}` (either may be left out). The correction is '
+        "recorded (who, when, before and after) and the document's terms train the tenant's class and tag models "
+        "(naive Bayes over the documents people labelled), which the NLP service uses for new documents once it "
+        "is confident. 409 while the document is still processing.",
+    )
+    async def correct(
+        self,
+        request: Request[Any, Any, Any],
+        document_store: DocumentStore,
+        classifier_store: ClassifierStore,
+        document_id: str,
+        data: Correction,
+    ) -> Document:
+        if data.doc_class is None and data.tags is None:
+            raise BadRequest("send `class` and/or `tags`")
+        principal = principal_of(request)
+        return await document_store.correct(
+            document_id,
+            tenant=tenant_scope(principal),
+            doc_class=data.doc_class,
+            tags=data.tags,
+            by=principal.name,
+            learner=classifier_store,
         )
 
     @get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Any, Literal
@@ -11,11 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import segment
 from shared.blobstore import BlobRef
+from shared.classifier import ClassifierStore
 from shared.documents import Classification, Entity
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 
 DocumentStatus = Literal["processing", "processed", "failed"]
+ClassMethod = Literal["rules", "learned", "user"]
 
 
 class NewDocument(BaseModel):
@@ -274,6 +278,71 @@ class DocumentStore:
                 {"id": doc_id},
             )
         return bool(updated.rowcount)
+
+    async def correct(
+        self,
+        doc_id: str,
+        *,
+        tenant: str | None,
+        doc_class: str | None,
+        tags: list[str] | None,
+        by: str | None,
+        learner: ClassifierStore,
+    ) -> Document:
+        """A person's class and/or tags for a processed document: stored, recorded, and learned from."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT p.tenant, p.doc_class, p.tags, p.user_class, p.user_tags, p.text FROM processed_docs p "
+                        "WHERE p.doc_id = :id AND (CAST(:tenant AS text) IS NULL OR p.tenant = :tenant) FOR UPDATE"
+                    ),
+                    {"id": doc_id, "tenant": tenant},
+                )
+            ).one_or_none()
+            if row is None:
+                await self.get(doc_id, tenant=tenant)  # 404 for a document that is not there (or not theirs)
+                raise Conflict(f"document {doc_id!r} is not processed yet: correct it once it is", code="not-processed")
+            owner, old_class, old_tags, user_class, user_tags, body = row
+            for field, old, new in (("class", old_class, doc_class), ("tags", old_tags, tags)):
+                if new is not None and new != old:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO doc_corrections (doc_id, tenant, field, old_value, new_value, corrected_by) "
+                            "VALUES (:id, :tenant, :field, CAST(:old AS jsonb), CAST(:new AS jsonb), :by)"
+                        ),
+                        {
+                            "id": doc_id,
+                            "tenant": owner,
+                            "field": field,
+                            "old": json.dumps(old),
+                            "new": json.dumps(new),
+                            "by": by,
+                        },
+                    )
+            await conn.execute(
+                text(
+                    "UPDATE processed_docs SET doc_class = coalesce(:class, doc_class), "
+                    "class_confidence = CASE WHEN CAST(:class AS text) IS NULL THEN class_confidence ELSE 1.0 END, "
+                    "tags = coalesce(CAST(:tags AS text[]), tags), user_class = coalesce(:class, user_class), "
+                    "user_tags = coalesce(CAST(:tags AS text[]), user_tags), "
+                    "provenance = CASE WHEN CAST(:class AS text) IS NULL THEN provenance ELSE "
+                    "jsonb_set(provenance, '{classification}', '{\"method\": \"user\"}') END "
+                    "WHERE doc_id = :id"
+                ),
+                {"id": doc_id, "class": doc_class, "tags": tags},
+            )
+        words = await asyncio.to_thread(segment.terms, body)
+        await learner.learn(
+            owner,
+            words,
+            old_class=user_class,
+            new_class=doc_class,
+            old_tags=user_tags,
+            new_tags=tags,
+            all_tags=await learner.known_tags(owner),
+        )
+        return await self.get(doc_id, tenant=tenant)
 
     async def mark_failed(self, doc_id: str, reason: dict[str, Any]) -> bool:
         async with self._engine.begin() as conn:

@@ -1,4 +1,4 @@
-"""Documents: what was submitted (raw_docs) and what processing made of it (processed_docs).
+"""Documents: what was submitted (raw_docs), what processing made of it (processed_docs), corrections.
 
 The seed's own table names. A document is keyed by its id; a publisher's (source_system,
 external_id) is unique per tenant, so a re-sent document maps to the one already held.
@@ -65,12 +65,37 @@ def upgrade() -> None:
         sa.Column("provenance", postgresql.JSONB(), nullable=False, comment="Models, versions, workflow run"),
         sa.Column("ocr_result", postgresql.JSONB(), nullable=True, comment="BlobRef of the full OCR result"),
         sa.Column("warnings", postgresql.JSONB(), nullable=False, server_default=sa.text("'[]'::jsonb")),
+        sa.Column("user_class", sa.Text(), nullable=True, comment="The class a person gave it (PATCH)"),
+        sa.Column("user_tags", postgresql.ARRAY(sa.Text()), nullable=True, comment="The tags a person gave it"),
         sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
     op.create_index("processed_docs_tenant_class", "processed_docs", ["tenant", "doc_class"])
     op.create_index("processed_docs_tags", "processed_docs", ["tags"], postgresql_using="gin")
+    op.create_table(
+        "doc_corrections",
+        sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+        sa.Column("doc_id", sa.Text(), sa.ForeignKey("raw_docs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("field", sa.Text(), nullable=False, comment="class | tags"),
+        sa.Column("old_value", postgresql.JSONB(), nullable=True),
+        sa.Column("new_value", postgresql.JSONB(), nullable=False),
+        sa.Column("corrected_by", sa.Text(), nullable=True),
+        sa.Column("corrected_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+    )
+    op.create_table(
+        "doc_label_model",
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False, comment="class | tag"),
+        sa.Column("label", sa.Text(), nullable=False, comment="A class, or <tag>:yes / <tag>:no"),
+        sa.Column("docs", sa.Integer(), nullable=False),
+        sa.Column("terms", postgresql.JSONB(), nullable=False, comment="term -> documents containing it"),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant", "kind", "label"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("doc_label_model")
+    op.drop_table("doc_corrections")
     op.drop_table("processed_docs")
     op.drop_table("raw_docs")
