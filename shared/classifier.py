@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,7 +26,6 @@ from shared.documents import Classification
 
 MIN_CONFIDENCE: Final = 0.6
 MIN_TAG_DOCS: Final = 2
-CACHE_S: Final = 10.0
 _CLASS: Final = "class"
 _TAG: Final = "tag"
 
@@ -120,20 +118,27 @@ class ClassifierStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._cache: dict[str, tuple[float, TenantModel]] = {}
+        self._cache: dict[str, tuple[tuple[int, Any], TenantModel]] = {}
 
     async def model(self, tenant: str) -> TenantModel:
-        cached = self._cache.get(tenant)
-        if cached is not None and time.monotonic() - cached[0] < CACHE_S:
-            return cached[1]
+        """The tenant's model; re-read only when a correction changed it (one cheap query otherwise)."""
         async with self._engine.connect() as conn:
+            stamp = (
+                await conn.execute(
+                    text("SELECT count(*), max(updated_at) FROM doc_label_model WHERE tenant = :t"), {"t": tenant}
+                )
+            ).one()
+            version = (int(stamp[0]), stamp[1])
+            cached = self._cache.get(tenant)
+            if cached is not None and cached[0] == version:
+                return cached[1]
             rows = (
                 await conn.execute(
                     text("SELECT kind, label, docs, terms FROM doc_label_model WHERE tenant = :t"), {"t": tenant}
                 )
             ).mappings()
             model = _counts(list(rows))
-        self._cache[tenant] = (time.monotonic(), model)
+        self._cache[tenant] = (version, model)
         return model
 
     async def learn(
