@@ -24,11 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.blobstore import BlobStore
 from shared.bus import Bus
-from shared.clients import postgres_engine
+from shared.clients import postgres_engine, temporal_client
 from shared.events.envelope import Envelope
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
 from tests.data.generate import font_path
+from tests.integration.histories import replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -127,7 +128,9 @@ def only(entities: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]
     return found[0]
 
 
-async def test_a_contract_pdf_runs_the_full_analysis_and_is_announced(client: Client, bus: Bus) -> None:
+async def test_a_contract_pdf_runs_the_full_analysis_and_is_announced(
+    client: Client, bus: Bus, stack: HearthSettings
+) -> None:
     http = await client()
     announced: asyncio.Queue[Envelope] = asyncio.Queue()
 
@@ -159,6 +162,7 @@ async def test_a_contract_pdf_runs_the_full_analysis_and_is_announced(client: Cl
         assert doc["language"] == "zh"
         assert doc["provenance"]["entities"]["model"] == "legal_doc_analyzer"
         assert doc["provenance"]["workflow"] == "contract_analysis"
+        await replay(await temporal_client(stack), submitted["run_id"], "contract_analysis")
         event = await asyncio.wait_for(announced.get(), 30)
         while event.data["document_id"] != submitted["id"]:
             event = await asyncio.wait_for(announced.get(), 30)
@@ -169,7 +173,7 @@ async def test_a_contract_pdf_runs_the_full_analysis_and_is_announced(client: Cl
         await sub.unsubscribe()
 
 
-async def test_a_scanned_contract_runs_the_seed_workflow_verbatim(client: Client) -> None:
+async def test_a_scanned_contract_runs_the_seed_workflow_verbatim(client: Client, stack: HearthSettings) -> None:
     http = await client()
     submitted = await submit(http, contract_scan(CONTRACT_ZH), "scan.png")
     doc = await processed(http, submitted["id"])
@@ -185,6 +189,7 @@ async def test_a_scanned_contract_runs_the_seed_workflow_verbatim(client: Client
     run = (await http.get(f"/v1/runs/{submitted['run_id']}")).json()
     assert (run["workflow"], run["status"]) == ("document_processing", "completed")
     assert [s["id"] for s in run["progress"]["steps"]] == ["ocr_extraction", "nlp_analysis"]
+    await replay(await temporal_client(stack), submitted["run_id"], "document_processing")
 
 
 async def test_an_ingest_event_is_processed_once_per_external_id(

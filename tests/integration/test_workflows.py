@@ -32,7 +32,7 @@ from shared.capabilities import call_capability
 from shared.clients import postgres_engine, temporal_client
 from shared.errors import NotFound
 from shared.events.envelope import Envelope
-from shared.settings import REPO_ROOT, HearthSettings
+from shared.settings import HearthSettings
 from shared.workflow import (
     CancelRequest,
     EventPublished,
@@ -42,12 +42,12 @@ from shared.workflow import (
     StoreRecord,
 )
 from shared.workflow import PublishEvent as PublishParams
+from tests.integration.histories import replay
 from workflows.runs import RunDetail, RunFilter, RunService
 from workflows.versions import DefinitionStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-HISTORIES = REPO_ROOT / "tests" / "data" / "histories"
 FINISHED = ("completed", "failed", "cancelled", "terminated", "timed_out")
 
 
@@ -155,25 +155,6 @@ def supervisorctl(stack: HearthSettings, *args: str) -> str:
 def skip_on_external_stack() -> None:
     if os.environ.get("HEARTH_TEST_STACK") == "external":
         pytest.skip("stops processes of the stack")
-
-
-def record_history(name: str, history_json: str) -> None:
-    """With HEARTH_RECORD_HISTORIES=1, keep the history for the replay test (tests/unit/test_replay.py)."""
-    if os.environ.get("HEARTH_RECORD_HISTORIES") == "1":
-        HISTORIES.mkdir(parents=True, exist_ok=True)
-        (HISTORIES / f"{name}.json").write_text(history_json)
-
-
-async def replay(temporal: TemporalClient, run_id: str, name: str) -> None:
-    """The run's history replays on the current interpreter (and is kept when recording)."""
-    from temporalio.worker import Replayer
-
-    from shared.capabilities import DATA_CONVERTER
-    from workflows.interpreter import Interpreter
-
-    history = await temporal.get_workflow_handle(run_id).fetch_history()
-    await Replayer(workflows=[Interpreter], data_converter=DATA_CONVERTER).replay_workflow(history)
-    record_history(name, history.to_json())
 
 
 # ---- sequences, outputs, events ----------------------------------------------------------------
