@@ -1,9 +1,11 @@
 """``ocr.extract``: a document's text, page by page, through ``chinese_ocr_v3`` in the gateway.
 
 PDF pages with a usable text layer are read from it (exact, and fast); the others are rendered
-at a DPI chosen for the detector and OCR'd, ``concurrency`` pages at a time. A page read in the
-wrong orientation (most boxes taller than wide, or most lines read upside down) is turned and
-read again, as is a skewed one, and the better reading is kept. A page that cannot be read is
+at a DPI chosen for the detector, levelled by their projection profile (``deskew``) and OCR'd,
+``concurrency`` pages at a time. A page read in the wrong orientation (most boxes taller than
+wide, or most lines read upside down) is turned and read again, as is one whose recognised lines
+still lean, and the better reading is kept. Boxes are given on the page as it was read (upright
+and level; ``rotation`` and ``skew`` say how it was turned). A page that cannot be read is
 reported in ``warnings`` and the rest of the document still comes back; a file that cannot be
 read at all (corrupt, encrypted, empty, not a document) is a non-retryable ``InvalidInput``.
 """
@@ -20,6 +22,7 @@ from typing import Final
 from PIL import Image
 from temporalio import activity
 
+from services.ocr.deskew import estimate_page_skew
 from services.ocr.layout import (
     RawLine,
     document_markdown,
@@ -35,6 +38,7 @@ from services.ocr.pages import (
     SkippedPage,
     TextLayerPage,
     encode_for_transport,
+    fit_for_model,
     image_pages,
 )
 from services.ocr.sniff import claimed_kind, sniff
@@ -55,8 +59,10 @@ from shared.logging import get_logger
 
 log = get_logger("ocr")
 
+MIN_DESKEW_DEG: Final = 0.3
+"""Pages leaning less than this are read as they are."""
 SKEW_RETRY_DEG: Final = 1.0
-"""Pages whose lines lean more than this are deskewed and read again."""
+"""Pages whose recognised lines still lean more than this are levelled and read again."""
 TRANSPORT_HEADROOM: Final = 64 * 1024
 OCR_TIMEOUT_S: Final = 120.0
 
@@ -219,7 +225,9 @@ class _Job:
         return await self._ocr_page(item)
 
     async def _ocr_page(self, item: PageImage) -> Page:
-        image, rotation = item.image, 0
+        """Deskew (projection profile), read; turn a sideways or upside-down page and read it again."""
+        image, skew = await asyncio.to_thread(_level, item.image)
+        rotation = 0
         lines = await self._recognise(image)
         sideways = looks_sideways(lines)
         if sideways or (not lines and max(image.size) > 200):
@@ -227,23 +235,26 @@ class _Job:
             # turned reading is nearly as good: horizontal lines give boxes and reading order that hold.
             bar = score(lines) * (0.9 if sideways else 1.0)
             for turn in (90, 270):
-                turned = image.rotate(turn, expand=True, fillcolor=_white(image))
+                turned, turned_skew = await asyncio.to_thread(
+                    _level, item.image.rotate(turn, expand=True, fillcolor=_white(item.image))
+                )
                 candidate = await self._recognise(turned)
                 # The wrong way round reads as upside-down lines (the classifier turns each one).
                 if score(candidate) > bar and not looks_sideways(candidate) and not upside_down(candidate):
-                    bar, lines, rotation, image = score(candidate), candidate, turn, turned
+                    bar, lines, rotation, image, skew = score(candidate), candidate, turn, turned, turned_skew
         elif upside_down(lines):
             turned = image.rotate(180, fillcolor=_white(image))
             candidate = await self._recognise(turned)
             if score(candidate) >= score(lines):
                 lines, rotation, image = candidate, 180, turned
-        skew = estimate_skew(lines)
-        if abs(skew) >= SKEW_RETRY_DEG:
-            straight = image.rotate(skew, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=_white(image))
+        residual = estimate_skew(lines)
+        if abs(residual) >= SKEW_RETRY_DEG:  # the profile missed it (tables, sparse text): level by the lines
+            straight = image.rotate(residual, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=_white(image))
             candidate = await self._recognise(straight)
             if score(candidate) >= score(lines):
                 lines, image = candidate, straight
-                skew = estimate_skew(candidate) + skew
+                skew += residual
+                residual = estimate_skew(candidate)
         # Boxes are reported in the page's own units: the image's pixels, or PDF points.
         scale = item.scale or 1.0
         scaled = [
@@ -255,7 +266,7 @@ class _Job:
             )
             for line in lines
         ]
-        ordered = reading_order(scaled, skew=0.0 if rotation or abs(skew) >= SKEW_RETRY_DEG else skew)
+        ordered = reading_order(scaled, skew=residual)
         confidence = round(sum(line.confidence for line in ordered) / len(ordered), 4) if ordered else None
         warnings = list(item.warnings)
         if not ordered:
@@ -268,7 +279,7 @@ class _Job:
             text="\n".join(line.text for line in ordered),
             lines=ordered,
             rotation=rotation,
-            skew=round(skew, 2),
+            skew=round(skew + residual, 2),
             confidence=confidence,
             warnings=warnings,
         )
@@ -294,6 +305,15 @@ class _Job:
             )
             for line in body.get("lines", [])
         ]
+
+
+def _level(image: Image.Image) -> tuple[Image.Image, float]:
+    """The page turned so its text lines are level (by the projection profile), and the angle used."""
+    angle = estimate_page_skew(image)
+    if abs(angle) < MIN_DESKEW_DEG:
+        return image, 0.0
+    turned = image.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=_white(image))
+    return fit_for_model(turned)[0], angle
 
 
 def _white(image: Image.Image) -> int | tuple[int, int, int]:

@@ -162,3 +162,21 @@ def test_a_page_too_big_for_the_bus_goes_as_jpeg_or_is_refused() -> None:
     assert Image.open(io.BytesIO(small)).size == (1000, 1000)
     with pytest.raises(InvalidInput):
         encode_for_transport(noisy, 1_000)
+
+
+@pytest.mark.parametrize("angle", [-3.0, -1.2, 0.0, 0.8, 2.5])
+def test_the_projection_profile_finds_a_pages_skew(angle: float) -> None:
+    from services.ocr.deskew import estimate_page_skew
+    from tests.data.generate import default_samples
+
+    sample = next(s for s in default_samples() if s.name == "en_notice" and s.condition == "clean")
+    page = Image.open(io.BytesIO(sample.data)).convert("L")
+    skewed = page.rotate(angle, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=255)
+    assert estimate_page_skew(skewed) == pytest.approx(-angle, abs=0.3)
+
+
+def test_a_blank_or_black_page_has_no_skew() -> None:
+    from services.ocr.deskew import estimate_page_skew
+
+    assert estimate_page_skew(Image.new("L", (800, 1000), 255)) == 0.0
+    assert estimate_page_skew(Image.new("L", (800, 1000), 0)) == 0.0
