@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -35,6 +36,8 @@ from shared.settings import HearthSettings, get_settings
 from shared.tracing import setup_tracing
 
 log = structlog.get_logger("hearth.runtime")
+
+GRACEFUL_SHUTDOWN = timedelta(seconds=12)
 
 
 @dataclass
@@ -113,7 +116,13 @@ async def serve(
         worker_activities = [*registry.activities(), *activities]
         if worker_activities or workflows:
             worker = Worker(
-                temporal, task_queue=registry.task_queue, activities=worker_activities, workflows=list(workflows)
+                temporal,
+                task_queue=registry.task_queue,
+                activities=worker_activities,
+                workflows=list(workflows),
+                # In-flight activities get this long to finish on SIGTERM before they are cancelled
+                # (and retried elsewhere); below supervisor's stopwaitsecs (20 s) for services.
+                graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
             )
             running = worker
             worker_task = asyncio.create_task(running.run(), name=f"{name}-temporal-worker")
