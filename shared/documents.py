@@ -59,12 +59,17 @@ class ExtractText(BaseModel):
 
 
 class Line(BaseModel):
-    """One line of a page: text, box (page pixels, clockwise from top-left), confidence, order."""
+    """One text box of a page: text, box (page units, clockwise from top-left), confidence, order.
+
+    Boxes side by side (table cells, a gap in a line) share a ``row``; the page's text has one line
+    per row, its boxes joined by a space.
+    """
 
     text: str
     box: list[list[float]]
     confidence: float
     order: int
+    row: int = 0
 
 
 class Page(BaseModel):

@@ -28,8 +28,10 @@ from services.ocr.layout import (
     document_markdown,
     estimate_skew,
     looks_sideways,
+    page_text,
     reading_order,
     score,
+    turn_lines,
     upside_down,
 )
 from services.ocr.pages import (
@@ -219,39 +221,38 @@ class _Job:
                 source="text_layer",
                 width=round(item.width, 1),
                 height=round(item.height, 1),
-                text="\n".join(line.text for line in lines),
+                text=page_text(lines),
                 lines=lines,
             )
         return await self._ocr_page(item)
 
     async def _ocr_page(self, item: PageImage) -> Page:
-        """Deskew (projection profile), read; turn a sideways or upside-down page and read it again."""
-        image, skew = await asyncio.to_thread(_level, item.image)
+        """Level the page (projection profile), read it once, fix the orientation from the lines.
+
+        A page read sideways or upside down has its lines turned geometrically: the recogniser
+        reads every line upright (it turns tall crops, its classifier turns upside-down ones). Only
+        lines that still lean after that cost a second reading. (A column-versus-row profile test
+        for sideways pages was tried and dropped: left-aligned English pages fooled it.)
+        """
         rotation = 0
+        image, skew = await asyncio.to_thread(_level, item.image)
         lines = await self._recognise(image)
-        sideways = looks_sideways(lines)
-        if sideways or (not lines and max(image.size) > 200):
-            # A sideways page the recogniser still read (it turns tall crops) is turned anyway when the
-            # turned reading is nearly as good: horizontal lines give boxes and reading order that hold.
-            bar = score(lines) * (0.9 if sideways else 1.0)
-            for turn in (90, 270):
-                turned, turned_skew = await asyncio.to_thread(
-                    _level, item.image.rotate(turn, expand=True, fillcolor=_white(item.image))
-                )
-                candidate = await self._recognise(turned)
-                # The wrong way round reads as upside-down lines (the classifier turns each one).
-                if score(candidate) > bar and not looks_sideways(candidate) and not upside_down(candidate):
-                    bar, lines, rotation, image, skew = score(candidate), candidate, turn, turned, turned_skew
+        turn = 0
+        if looks_sideways(lines):
+            # The recogniser turns tall crops counter-clockwise: text that was turned the other way
+            # comes out upside down, and its direction classifier says so.
+            turn = 270 if upside_down(lines) else 90
         elif upside_down(lines):
-            turned = image.rotate(180, fillcolor=_white(image))
-            candidate = await self._recognise(turned)
-            if score(candidate) >= score(lines):
-                lines, rotation, image = candidate, 180, turned
+            turn = 180
+        if turn:
+            lines = turn_lines(lines, image.width, image.height, turn)
+            image = image.rotate(turn, expand=True, fillcolor=_white(image))
+            rotation = (rotation + turn) % 360
         residual = estimate_skew(lines)
         if abs(residual) >= SKEW_RETRY_DEG:  # the profile missed it (tables, sparse text): level by the lines
             straight = image.rotate(residual, expand=True, resample=Image.Resampling.BICUBIC, fillcolor=_white(image))
             candidate = await self._recognise(straight)
-            if score(candidate) >= score(lines):
+            if score(candidate) >= score(lines) and not looks_sideways(candidate) and not upside_down(candidate):
                 lines, image = candidate, straight
                 skew += residual
                 residual = estimate_skew(candidate)
@@ -276,7 +277,7 @@ class _Job:
             source="ocr",
             width=round(image.width / scale, 1),
             height=round(image.height / scale, 1),
-            text="\n".join(line.text for line in ordered),
+            text=page_text(ordered),
             lines=ordered,
             rotation=rotation,
             skew=round(skew + residual, 2),

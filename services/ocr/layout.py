@@ -65,6 +65,30 @@ def upside_down(lines: Sequence[RawLine]) -> bool:
     return len(lines) >= 2 and total > 0 and turned / total >= 0.6
 
 
+def turn_lines(lines: Sequence[RawLine], width: float, height: float, turn: int) -> list[RawLine]:
+    """The lines as they lie on the page turned ``turn`` degrees counter-clockwise (PIL ``rotate(expand=True)``).
+
+    The recogniser already reads each line upright (its direction classifier turns crops), so a
+    page read sideways or upside down needs its geometry turned, not a second reading.
+    """
+
+    def move(x: float, y: float) -> list[float]:
+        if turn == 90:
+            return [y, width - x]
+        if turn == 180:
+            return [width - x, height - y]
+        if turn == 270:
+            return [height - y, x]
+        return [x, y]
+
+    out = []
+    for line in lines:
+        points = [move(x, y) for x, y in line.box]
+        start = min(range(len(points)), key=lambda i: points[i][0] + points[i][1])  # the top-left corner
+        out.append(RawLine(text=line.text, box=points[start:] + points[:start], confidence=line.confidence))
+    return out
+
+
 def score(lines: Sequence[RawLine]) -> float:
     """How much was read, and how surely: a reading of the same page in another orientation loses."""
     return sum(line.confidence * len(line.text.strip()) for line in lines)
@@ -96,7 +120,7 @@ def reading_order(lines: Sequence[RawLine], skew: float = 0.0) -> list[Line]:
         else:
             rows.append([item])
     ordered: list[Line] = []
-    for row in rows:
+    for row_index, row in enumerate(rows):
         for _, line in sorted(row, key=lambda item: item[0][0]):
             ordered.append(
                 Line(
@@ -104,9 +128,18 @@ def reading_order(lines: Sequence[RawLine], skew: float = 0.0) -> list[Line]:
                     box=[[round(x, 1), round(y, 1)] for x, y in line.box],
                     confidence=round(line.confidence, 4),
                     order=len(ordered),
+                    row=row_index,
                 )
             )
     return ordered
+
+
+def page_text(lines: Sequence[Line]) -> str:
+    """One text line per row of boxes, the boxes of a row joined by a space."""
+    rows: dict[int, list[str]] = {}
+    for line in lines:
+        rows.setdefault(line.row, []).append(line.text.strip())
+    return "\n".join(" ".join(part for part in parts if part) for _, parts in sorted(rows.items()))
 
 
 def group_rects(rects: Sequence[tuple[str, Box]]) -> list[RawLine]:
@@ -145,11 +178,19 @@ def _join_runs(parts: Sequence[str]) -> str:
 
 
 def page_markdown(page: Page) -> str:
-    """Headings (lines clearly taller than the page's body text), then paragraphs by vertical gaps."""
+    """Headings (rows clearly taller than the page's body text), then paragraphs by vertical gaps."""
     if not page.lines:
         return page.text
-    heights = [box_size(line.box)[1] for line in page.lines]
-    body = statistics.median(heights)
+    rows: dict[int, list[Line]] = {}
+    for line in page.lines:
+        rows.setdefault(line.row, []).append(line)
+    spans = []
+    for _, members in sorted(rows.items()):
+        top = min(p[1] for m in members for p in m.box)
+        bottom = max(p[1] for m in members for p in m.box)
+        height = max(box_size(m.box)[1] for m in members)
+        spans.append((" ".join(m.text.strip() for m in members), top, bottom, height))
+    body = statistics.median(h for _, _, _, h in spans)
     blocks: list[str] = []
     paragraph: list[str] = []
     previous_bottom: float | None = None
@@ -159,16 +200,14 @@ def page_markdown(page: Page) -> str:
             blocks.append(_join_lines(paragraph))
             paragraph.clear()
 
-    for line, height in zip(page.lines, heights, strict=True):
-        top = min(p[1] for p in line.box)
-        bottom = max(p[1] for p in line.box)
-        if height > 1.35 * body and len(line.text) <= 60:
+    for text, top, bottom, height in spans:
+        if height > 1.35 * body and len(text) <= 60:
             flush()
-            blocks.append("## " + line.text.strip())
+            blocks.append("## " + text)
         else:
             if previous_bottom is not None and top - previous_bottom > 0.9 * body:
                 flush()
-            paragraph.append(line.text.strip())
+            paragraph.append(text)
         previous_bottom = bottom
     flush()
     return "\n\n".join(blocks)

@@ -24,7 +24,9 @@ def nats_conf(settings: HearthSettings) -> str:
 server_name: hearth
 listen: {settings.bind_host}:{settings.nats_port}
 http: {settings.bind_host}:{settings.nats_monitor_port}
-max_payload: 1MB
+# Page images for OCR travel as lossless PNG (a noisy A4 scan is about 1 MB); events stay under
+# HEARTH_EVENT_INLINE_MAX_BYTES regardless.
+max_payload: 4MB
 jetstream {{
   store_dir: {_q(store)}
   # Default JetStream acknowledges before the write reaches the disk, so an OS crash loses

@@ -180,3 +180,39 @@ def test_a_blank_or_black_page_has_no_skew() -> None:
 
     assert estimate_page_skew(Image.new("L", (800, 1000), 255)) == 0.0
     assert estimate_page_skew(Image.new("L", (800, 1000), 0)) == 0.0
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_lines_turned_geometrically_land_where_the_turned_page_has_them(turn: int) -> None:
+    from services.ocr.layout import turn_lines
+
+    width, height = 400.0, 300.0
+    lines = [line("top left", 10, 20, 110, 40), line("bottom right", 250, 250, 390, 280)]
+    turned = turn_lines(lines, width, height, turn)
+    page = Image.new("L", (int(width), int(height)), 0)
+    marks = Image.new("L", page.size, 0)
+    for x in lines:
+        marks.paste(255, (int(x.box[0][0]), int(x.box[0][1]), int(x.box[2][0]), int(x.box[2][1])))
+    rotated = marks.rotate(turn, expand=True)
+    for moved in turned:
+        (x0, y0), _, (x1, y1), _ = moved.box
+        assert x0 < x1
+        assert y0 < y1  # clockwise from the top-left corner again
+        centre = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+        assert rotated.getpixel(centre) == 255, (turn, moved.text, moved.box)
+
+
+def test_boxes_of_one_row_make_one_text_line() -> None:
+    from services.ocr.layout import page_text
+
+    ordered = reading_order(
+        [
+            line("Qty", 300, 100, 340, 120),
+            line("Description", 10, 100, 150, 120),
+            line("Servo motor", 10, 140, 150, 160),
+            line("20", 300, 141, 330, 161),
+            line("Total due 8,894.40", 10, 200, 250, 220),
+        ]
+    )
+    assert [x.row for x in ordered] == [0, 0, 1, 1, 2]
+    assert page_text(ordered) == "Description Qty\nServo motor 20\nTotal due 8,894.40"
