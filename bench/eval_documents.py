@@ -209,7 +209,12 @@ async def search_and_ask(
         relevant[q["question"]] = [q["document"]]
         answer = (await http.post("/v1/ask", json={"question": q["question"]})).json()
         cited_right += q["document"] in [to_corpus.get(c["document_id"]) for c in answer.get("citations", [])]
-        quoted += bool(answer.get("answer")) and fold(q["answer"]) in fold(answer["answer"])
+        said = (
+            fold(answer.get("answer") or "")
+            + " "
+            + fold(json.dumps(answer.get("normalized") or {}, ensure_ascii=False))
+        )
+        quoted += bool(answer.get("answer")) and fold(q["answer"]) in said
     n = max(1, len(questions))
     return len(questions), recall_at_k(ranked, relevant, k=5), cited_right / n, quoted / n
 

@@ -94,7 +94,12 @@ class Analyzer:
             tenant = inp.context.tenant if inp.context else "default"
             model = await self.learned.model(tenant)
             terms = await asyncio.to_thread(segment.terms, text)
-            classification = model.classify(terms) or classification
+            learned = model.classify(terms)
+            # The tenant's corrections win where the rules have nothing, or are less sure than they are.
+            if learned is not None and (
+                classification.label == "other" or learned.confidence > classification.confidence
+            ):
+                classification = learned
             tags = list(dict.fromkeys([*tags, *model.tag(terms)]))
         return TextAnalyzed(
             language=str(body.get("language", "unknown")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.documents import chunks
-from services.gateway.documents.search import _entity_filter, _fuse
+from services.gateway.documents.search import _entity_filter, _fuse, question_field
 from shared.errors import BadRequest
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
@@ -70,3 +70,21 @@ def test_rank_fusion_rewards_chunks_found_both_ways() -> None:
     assert next(r["id"] for r in fused) == 3
     assert fused[0]["matched_by"] == ["text", "vector"]
     assert {r["id"] for r in fused} == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        ("郑州华晟投资股份有限公司与泰和物流签订的企业借款合同总金额是多少？", "amount"),
+        ("What is the total amount of the Purchase Agreement between A and B?", "amount"),
+        ("两家公司之间的服务合同什么时候到期？", "valid_period"),
+        ("When does the lease expire?", "valid_period"),
+        ("委托代理合同是哪天签订的？", "signing_date"),
+        ("On what date was the Office Lease Agreement signed?", "signing_date"),
+        ("合同编号是多少？", "contract_number"),
+        ("Who is the lessee?", "parties"),
+        ("租金包括物业费吗？", None),
+    ],
+)
+def test_questions_asking_for_a_contract_fact_are_recognised(question: str, field: str | None) -> None:
+    assert question_field(question) == field

@@ -345,8 +345,10 @@ async def search(
     tags=["documents"],
     status_code=200,
     summary="Answer a question from the caller's documents, with citations (document, page, span)",
-    description="Extractive: the answer is the sentence of the caller's documents that best answers the question, "
-    "cited with its document, page and character span in that page's text. `filters` as for /v1/search.",
+    description="Extractive. A question asking for a contract fact (amount, expiry, signing date, number, parties) "
+    "is answered with that entity of the best-matching document (`source: entity`, `field`, `normalized`); any "
+    "other with the sentence that best answers it (`source: sentence`). Either is cited with its document, page "
+    "and character span in that page's text. `filters` as for /v1/search.",
 )
 async def ask(request: Request[Any, Any, Any], search_index: SearchIndex, data: AskRequest) -> Answer:
     tenant = tenant_scope(principal_of(request))

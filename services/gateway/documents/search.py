@@ -10,9 +10,11 @@ lists by reciprocal rank fusion (k = 60, as Elasticsearch and OpenSearch do) and
 document's best chunk. Filters (class, tag, source system, entity values, validity dates,
 submission dates) apply in both lists. Every query is scoped to the caller's tenant.
 
-Q&A retrieves the best chunks the same way, splits them into sentences, and answers with the
-sentence closest to the question (embedding cosine plus term overlap), citing document, page
-and the span in that page. No generator model is configured by default, so answers are
+Q&A retrieves the best chunks the same way. A question asking for a contract fact (an amount,
+an expiry, a signing date, a number, the parties: ``question_field``) is answered with that
+entity as extracted from the best document, cited by its span; any other question with the
+sentence of the best chunks closest to it (embedding cosine plus term overlap), citing document,
+page and the span in that page. No generator model is configured by default, so answers are
 extractive; the citation is always a document of the caller's tenant.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Final
@@ -88,10 +91,41 @@ class Citation(BaseModel):
 
 class Answer(BaseModel):
     question: str
-    answer: str | None = Field(description="The sentence that answers it; null when nothing relevant was found.")
+    answer: str | None = Field(description="The text that answers it; null when nothing relevant was found.")
     mode: str = Field(description="extractive (no generator model is configured).")
+    source: str = Field(
+        default="sentence", description="entity: an extracted fact of the best document; sentence: its best sentence."
+    )
+    field: str | None = Field(default=None, description="The entity the question asks for, when it asks for one.")
+    normalized: dict[str, Any] | None = Field(default=None, description="That entity's normalised value.")
     confidence: float
     citations: list[Citation]
+
+
+_INTENTS: Final = (
+    ("amount", re.compile(r"金额|价款|总价|总额|多少钱|how much|amount|price|value|consideration", re.I)),
+    (
+        "valid_period",
+        re.compile(r"到期|有效期|期限|截止|何时结束|expire|expiry|valid until|term|end date|ends?\b", re.I),
+    ),
+    ("signing_date", re.compile(r"签订|签署|签约|signed|signing|date of signature|dated", re.I)),
+    ("contract_number", re.compile(r"编号|合同号|contract (?:no|number)|agreement (?:no|number)|reference", re.I)),
+    ("contract_type", re.compile(r"什么(?:类型|合同)|哪类|what (?:kind|type) of", re.I)),
+    (
+        "parties",
+        re.compile(
+            r"甲方|乙方|当事人|双方是|名称|who (?:is|are)|which (?:company|party)|lessee|lessor|buyer|seller", re.I
+        ),
+    ),
+)
+
+
+def question_field(question: str) -> str | None:
+    """The contract field a question asks for (the first intent that matches), if any."""
+    for name, pattern in _INTENTS:
+        if pattern.search(question):
+            return name
+    return None
 
 
 def _entity_filter(entities: dict[str, str]) -> str | None:
@@ -285,6 +319,9 @@ class SearchIndex:
         top = _fuse(lexical, semantic)[:top_k]
         if not top:
             return Answer(question=question, answer=None, mode="extractive", confidence=0.0, citations=[])
+        fact = await self._fact(question, top[0]["doc_id"])
+        if fact is not None:
+            return fact
         words = set(top[0]["words"])
         candidates: list[tuple[dict[str, Any], int, int, str]] = []
         for row in top:
@@ -312,6 +349,48 @@ class SearchIndex:
         confidence = round(min(1.0, max(0.0, score / 1.2)), 3)
         return Answer(
             question=question, answer=sentence, mode="extractive", confidence=confidence, citations=[citation]
+        )
+
+    async def _fact(self, question: str, doc_id: str) -> Answer | None:
+        """An answer from the best document's extracted entities, when the question asks for one."""
+        wanted = question_field(question)
+        if wanted is None:
+            return None
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT p.entities -> :field, p.pages, r.filename FROM processed_docs p "
+                        "JOIN raw_docs r ON r.id = p.doc_id WHERE p.doc_id = :id"
+                    ),
+                    {"field": wanted, "id": doc_id},
+                )
+            ).one_or_none()
+        if row is None or not row[0]:
+            return None
+        found, pages, filename = row[0], row[1] or [], row[2]
+        best = max(found, key=lambda e: float(e.get("confidence", 0)))
+        span = best.get("span") or {}
+        page_no = int(span.get("page", 1))
+        page_text = pages[page_no - 1]["text"] if 0 < page_no <= len(pages) else best["value"]
+        values = "；".join(str(e["value"]) for e in found) if wanted == "parties" else str(best["value"])
+        citation = Citation(
+            document_id=doc_id,
+            filename=filename,
+            page=page_no,
+            start=int(span.get("start", 0)),
+            end=int(span.get("end", 0)),
+            text=page_text[int(span.get("start", 0)) : int(span.get("end", 0))] or str(best["value"]),
+        )
+        return Answer(
+            question=question,
+            answer=values,
+            mode="extractive",
+            source="entity",
+            field=wanted,
+            normalized=best.get("normalized"),
+            confidence=round(float(best.get("confidence", 0.5)), 3),
+            citations=[citation],
         )
 
 
