@@ -57,8 +57,10 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_GATEWAY_MODEL_MEMORY_BUDGET_MB": "140",
             "HEARTH_GATEWAY_MODEL_IDLE_TTL_S": str(TEST_IDLE_TTL_S),
             "HEARTH_GATEWAY_LIFECYCLE_SWEEP_S": "2",
-            # The OCR tests drive these in Triton directly, unseen by the gateway's idle clock.
-            "HEARTH_GATEWAY_PINNED_MODELS": "ocr_rec,chinese_ocr_v3",
+            # The OCR tests drive these in Triton directly, unseen by the gateway's idle clock; the
+            # document tests use the other two on every document (with the tiny budget, unpinned
+            # they would evict each other on every request).
+            "HEARTH_GATEWAY_PINNED_MODELS": "ocr_rec,chinese_ocr_v3,legal_doc_analyzer,use_multilingual_v3",
         }
     )
     return env

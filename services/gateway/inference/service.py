@@ -422,6 +422,29 @@ class ModelService:
         self._forecaster.record(name)
         return stat
 
+    async def _call_loaded(
+        self,
+        name: str,
+        inputs: dict[str, np.ndarray[Any, Any]],
+        outputs: list[str],
+        *,
+        timeout_s: float | None,
+        request_id: str = "",
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
+        """``_call_triton``, loading the model again when it went away since it was checked.
+
+        An eviction or idle unload can run between ``_ensure_loaded`` and the request; Triton
+        then answers "unknown model", which must not reach the caller as a 404.
+        """
+        try:
+            return await self._call_triton(name, inputs, outputs, timeout_s=timeout_s, request_id=request_id)
+        except (NotFound, Unavailable) as err:
+            if isinstance(err, Unavailable) and err.code != "model-not-ready":
+                raise
+            log.info("model went away under a request; loading it again", model=name, reason=err.detail)
+            await self._ensure_loaded(name)
+            return await self._call_triton(name, inputs, outputs, timeout_s=timeout_s, request_id=request_id)
+
     async def _call_triton(
         self,
         name: str,
@@ -462,7 +485,7 @@ class ModelService:
             unknown = [o for o in wanted if o not in meta["outputs"]]
             if unknown:
                 raise BadRequest(f"unknown output(s) {unknown}; the model has: {', '.join(meta['outputs'])}")
-            results, version = await self._call_triton(
+            results, version = await self._call_loaded(
                 name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or ""
             )
         except Exception:
@@ -479,7 +502,7 @@ class ModelService:
         stat = self._count_request(name)
         try:
             await self._ensure_loaded(name)
-            results, _ = await self._call_triton(name, inputs, outputs, timeout_s=timeout_s)
+            results, _ = await self._call_loaded(name, inputs, outputs, timeout_s=timeout_s)
         except Exception:
             stat.errors += 1
             raise
