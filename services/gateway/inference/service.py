@@ -433,7 +433,8 @@ class ModelService:
     ) -> tuple[dict[str, np.ndarray[Any, Any]], str]:
         """``_call_triton``, loading the model again when it went away since it was checked.
 
-        An eviction or idle unload can run between ``_ensure_loaded`` and the request; Triton
+        An eviction or idle unload can run between ``_ensure_loaded`` and the request, and a restarted
+        Triton has forgotten every model while the cached metadata still says it is there; Triton
         then answers "unknown model", which must not reach the caller as a 404.
         """
         try:
@@ -442,6 +443,7 @@ class ModelService:
             if isinstance(err, Unavailable) and err.code != "model-not-ready":
                 raise
             log.info("model went away under a request; loading it again", model=name, reason=err.detail)
+            self._triton.forget(name)  # its cached metadata is what said it was there
             await self._ensure_loaded(name)
             return await self._call_triton(name, inputs, outputs, timeout_s=timeout_s, request_id=request_id)
 

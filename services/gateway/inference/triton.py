@@ -58,6 +58,10 @@ class Triton:
             raise map_error(exc, "*") from None
         return list(reply.get("models", []))
 
+    def forget(self, name: str) -> None:
+        """Drop what is known of a model's metadata (it went away: unloaded, or Triton restarted)."""
+        self._metadata.pop(name, None)
+
     async def load(self, name: str, config: dict[str, Any] | None = None) -> None:
         self._metadata.pop(name, None)
         try:
