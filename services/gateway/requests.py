@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import structlog
 from litestar import Request
@@ -19,6 +20,15 @@ from shared.workflow import DocumentUpload
 log = structlog.get_logger("gateway")
 
 _M = TypeVar("_M", bound=BaseModel)
+
+IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    """The ``Idempotency-Key`` header as given; a 400 when it is not 1-200 of A-Z a-z 0-9 . _ -."""
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise BadRequest("Idempotency-Key must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+    return key
 
 
 def validated(model: type[_M], data: Any) -> _M:

@@ -26,13 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.gateway.documents.pipeline import DocumentPipeline
 from services.gateway.documents.search import Answer, SearchFilters, SearchIndex, SearchResults
 from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
-from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
+from services.gateway.requests import (
+    check_idempotency_key,
+    discard_blob,
+    principal_of,
+    store_upload,
+    tenant_scope,
+    validated,
+)
 from shared.blobstore import BlobStore
 from shared.classifier import ClassifierStore
 from shared.documents import DocumentSource
 from shared.errors import BadRequest, InvalidInput, NotFound
 
-IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _NAMESPACE: Final = uuid.UUID("6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f")
 _FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata", "workflow"})
 _WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}$"
@@ -150,8 +156,7 @@ class DocumentsController(Controller):
         idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
     ) -> Response[Submitted]:
         principal = principal_of(request)
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
-            raise BadRequest("Idempotency-Key must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+        check_idempotency_key(idempotency_key)
         document_id = (
             str(uuid.uuid5(_NAMESPACE, f"{principal.tenant}/{idempotency_key}"))
             if idempotency_key

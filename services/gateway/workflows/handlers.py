@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,14 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.gateway.requests import discard_blob, principal_of, store_upload, tenant_scope, validated
+from services.gateway.requests import (
+    check_idempotency_key,
+    discard_blob,
+    principal_of,
+    store_upload,
+    tenant_scope,
+    validated,
+)
 from shared.blobstore import BlobStore
 from shared.errors import BadRequest, Conflict, InvalidInput, NotFound
 from shared.workflow import CancelRequest, DocumentUpload, ReviewDecision
@@ -33,7 +39,6 @@ from workflows.versions import DefinitionStore, DefinitionVersion
 
 log = structlog.get_logger("gateway.workflows")
 
-IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _FORM_FIELDS: Final = frozenset({"file", "input", "version", "document_id"})
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -287,8 +292,7 @@ class WorkflowsController(Controller):
         principal = principal_of(request)
         run_id = None
         if idempotency_key is not None:
-            if not IDEMPOTENCY_KEY.match(idempotency_key):
-                raise BadRequest("Idempotency-Key must be 1 to 200 characters of A-Z, a-z, 0-9, '.', '_' and '-'")
+            check_idempotency_key(idempotency_key)
             run_id = f"{name}-{idempotency_key}"
         upload: DocumentUpload | None = None
         if request.content_type[0] == RequestEncodingType.MULTI_PART:
