@@ -45,26 +45,22 @@ _WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 DEFAULT_SOURCE: Final = "api"
 
 
-class SubmitText(BaseModel):
-    """A JSON submission: text carried inline (files go as multipart)."""
+class SubmitForm(BaseModel):
+    """What a submission says about its document, beside the file (multipart fields)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
+
+
+class SubmitText(SubmitForm):
+    """A JSON submission: text carried inline (files go as multipart)."""
 
     text: str = Field(min_length=1, max_length=1_000_000)
     filename: str | None = Field(default=None, max_length=255)
-    source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
-    external_id: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
-
-
-class SubmitForm(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source_system: str = Field(default=DEFAULT_SOURCE, min_length=1, max_length=100)
-    external_id: str | None = Field(default=None, max_length=200)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
 
 
 class Correction(BaseModel):
@@ -171,31 +167,21 @@ class DocumentsController(Controller):
             finally:
                 await file.close()
             source = DocumentSource(blob=uploaded.blob, filename=uploaded.filename, content_type=uploaded.content_type)
-            source_system, external_id, metadata, workflow = (
-                form.source_system,
-                form.external_id,
-                form.metadata,
-                form.workflow,
-            )
+            described: SubmitForm = form
         else:
             body = validated(SubmitText, await request.body() or b"{}")
             source = DocumentSource(text=body.text, filename=body.filename, content_type="text/plain")
-            source_system, external_id, metadata, workflow = (
-                body.source_system,
-                body.external_id,
-                body.metadata,
-                body.workflow,
-            )
+            described = body
         try:
             doc, created = await document_pipeline.submit(
                 document_id=document_id,
                 tenant=principal.tenant,
                 source=source,
-                source_system=source_system,
-                external_id=external_id,
-                metadata=metadata,
+                source_system=described.source_system,
+                external_id=described.external_id,
+                metadata=described.metadata,
                 submitted_by=principal.name,
-                workflow=workflow,
+                workflow=described.workflow,
             )
         except (NotFound, InvalidInput):  # nothing was recorded: the upload is of no use
             if uploaded is not None:
