@@ -69,6 +69,7 @@ from shared.bus import Bus, request
 from shared.errors import HearthError, InvalidInput, PermanentFailure, Unavailable, error_from_dict
 from shared.events.envelope import validation_reasons
 from shared.logging import get_logger
+from shared.metrics import record_capability
 from shared.settings import HearthSettings
 from shared.tracing import extract_context, get_tracer, inject_headers
 
@@ -183,10 +184,17 @@ class Capability(Generic[InT, OutT]):
     def __post_init__(self) -> None:
         object.__setattr__(self, "subject", capability_subject(self.name))
 
+    @property
+    def service(self) -> str:
+        """The serving service: the name's first token (``ocr`` of ``ocr.extract``)."""
+        return self.name.split(".", maxsplit=1)[0]
+
     async def handle_request(self, data: bytes, headers: Mapping[str, str] | None = None) -> bytes:
         """The NATS adapter: parse the request, call, encode the reply. Never raises."""
         # The span name is the capability; attributes are left out, each costs on every request.
         context = extract_context(headers)
+        started = time.perf_counter()
+        ok = False
         with _tracer.start_as_current_span(self.name, context=context, kind=trace.SpanKind.SERVER) as span:
             try:
                 try:
@@ -199,6 +207,7 @@ class Capability(Generic[InT, OutT]):
                 if not isinstance(result, self.result_type):
                     result = self.result_type.model_validate(result)
                 body = result.__pydantic_serializer__.to_json(result)
+                ok = True
             except HearthError as err:
                 span.set_status(trace.StatusCode.ERROR, err.code)
                 log.warning("capability refused", capability=self.name, error=err.to_dict())
@@ -210,6 +219,8 @@ class Capability(Generic[InT, OutT]):
                 return _error_reply(
                     HearthError(f"{self.name} failed unexpectedly; see the service log", code="internal-error")
                 )
+            finally:
+                record_capability(self.service, self.name, "nats", ok, time.perf_counter() - started)
         return b'{"ok":true,"result":' + body + b"}"
 
     async def run_activity(self, inp: InT) -> OutT:
@@ -220,11 +231,16 @@ class Capability(Generic[InT, OutT]):
         instead of the whole start-to-close timeout.
         """
         beating = _start_heartbeats()
+        started = time.perf_counter()
+        ok = False
         try:
-            return await self.fn(inp)
+            result = await self.fn(inp)
+            ok = True
+            return result
         except HearthError as err:
             raise ApplicationError(err.detail, err.to_dict(), type=err.code, non_retryable=not err.retryable) from err
         finally:
+            record_capability(self.service, self.name, "temporal", ok, time.perf_counter() - started)
             if beating is not None:
                 beating.cancel()
 

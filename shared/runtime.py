@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from opentelemetry.sdk.trace.export import SpanExporter
 from temporalio.client import Client as TemporalClient
 from temporalio.worker import Worker
 
@@ -32,8 +33,9 @@ from shared.bus import Bus
 from shared.capabilities import CapabilityRegistry, ServiceHealth
 from shared.clients import temporal_client
 from shared.logging import configure_logging
-from shared.settings import HearthSettings, get_settings
-from shared.tracing import setup_tracing
+from shared.metrics import MetricsServer
+from shared.settings import SERVICES, HearthSettings, get_settings
+from shared.tracing import NatsSpanExporter, otlp_exporter, setup_tracing
 
 log = structlog.get_logger("hearth.runtime")
 
@@ -84,6 +86,26 @@ async def service_health(ctx: ServiceContext, registry: CapabilityRegistry, work
     )
 
 
+def _start_metrics(name: str, settings: HearthSettings) -> MetricsServer | None:
+    """The process's /metrics endpoint, when it is a stack process and the stack has a token."""
+    token_file = settings.secret_path("metrics-token")
+    if name not in SERVICES or not token_file.exists():
+        log.warning("no metrics endpoint", service=name, reason=f"not a stack process or no {token_file}")
+        return None
+    port = settings.service_metrics_port(name)
+    server = MetricsServer(settings.bind_host, port, settings.read_secret("metrics-token")).start()
+    log.info("metrics endpoint", url=f"http://{settings.bind_host}:{port}/metrics")
+    return server
+
+
+def _export_spans(name: str, bus: Bus, settings: HearthSettings, loop: asyncio.AbstractEventLoop) -> None:
+    """Spans to the telemetry service over NATS, and to an OTLP collector when one is configured."""
+    exporters: list[SpanExporter] = [NatsSpanExporter(bus.nc.publish, loop)]
+    if settings.otlp_endpoint:
+        exporters.append(otlp_exporter(settings.otlp_endpoint))
+    setup_tracing(name, exporters=exporters)
+
+
 async def serve(
     registry: CapabilityRegistry,
     *,
@@ -109,6 +131,10 @@ async def serve(
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings, name=f"hearth-{name}")
         stack.push_async_callback(bus.close)
+        _export_spans(name, bus, settings, loop)
+        metrics = _start_metrics(name, settings)
+        if metrics is not None:
+            stack.callback(metrics.stop)
         temporal = await temporal_client(settings)
         ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal)
         worker: Worker | None = None

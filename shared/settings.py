@@ -38,6 +38,7 @@ _PORT_FIELDS = (
     "triton_grpc_port",
     "triton_metrics_port",
     "gateway_port",
+    "metrics_port",
 )
 
 
@@ -69,6 +70,9 @@ class HearthSettings(BaseSettings):
     triton_grpc_port: int = Field(8001, description="Triton gRPC port.")
     triton_metrics_port: int = Field(8002, description="Triton Prometheus metrics port.")
     gateway_port: int = Field(8080, description="Gateway REST API port.")
+    metrics_port: int = Field(
+        9460, description="First Prometheus /metrics port of the Hearth processes; each adds its SERVICES index."
+    )
 
     # Where clients find each component; unset means bind_host (the single box). In compose they
     # are the service names (nats, temporal, openbao, postgres, triton, gateway).
@@ -98,6 +102,9 @@ class HearthSettings(BaseSettings):
         256 * 1024, gt=0, description="Largest event payload carried inline; bigger data goes to the blob store."
     )
     consumer_max_deliver: int = Field(5, ge=1, description="Deliveries before a message is dead-lettered.")
+    otlp_endpoint: str = Field(
+        "", description="OTLP gRPC endpoint spans are also exported to (e.g. http://otel-collector:4317); empty: none."
+    )
     startup_timeout_s: float = Field(120.0, gt=0, description="How long `hearth up` waits for each tier.")
 
     @model_validator(mode="after")
@@ -147,10 +154,15 @@ class HearthSettings(BaseSettings):
         return wildcard.get(self.bind_host, self.bind_host)
 
     @property
+    def triton_user_model_repository(self) -> Path:
+        """Models the user adds (``hearth models add-generator``), under the state directory."""
+        return self.data_dir("triton") / "models"
+
+    @property
     def triton_repositories(self) -> list[Path]:
-        """Every model repository Triton serves, the platform's first."""
+        """Every model repository Triton serves: the platform's, the extra ones, the user's last."""
         extra = [Path(p) for p in self.triton_extra_model_repositories.split(":") if p.strip()]
-        return [self.triton_model_repository, *extra]
+        return [self.triton_model_repository, *extra, self.triton_user_model_repository]
 
     @property
     def workflow_directories(self) -> list[Path]:
@@ -189,6 +201,13 @@ class HearthSettings(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://{self._client_host(self.gateway_host)}:{self.gateway_port}"
+
+    def service_metrics_port(self, service: str) -> int:
+        """The /metrics port of a Hearth process: ``metrics_port`` plus its index in ``SERVICES``."""
+        return self.metrics_port + SERVICES.index(service)
+
+    def service_metrics_url(self, service: str) -> str:
+        return f"http://{self.bind_host}:{self.service_metrics_port(service)}/metrics"
 
     @property
     def postgres_client_host(self) -> str:

@@ -1,26 +1,35 @@
 """OpenTelemetry tracing: one SDK tracer provider per process, W3C trace context in NATS headers.
 
 ``setup_tracing`` installs the SDK provider with the service's ``service.name`` resource; span
-exporters are pluggable (the OTLP exporter is wired in by the telemetry work, tests plug an
-in-memory one). Without ``setup_tracing`` the OpenTelemetry API is a no-op: context still
-propagates through headers, but no spans are recorded.
+exporters are pluggable. Every service exports its finished spans to the telemetry service over
+NATS (``NatsSpanExporter``, core NATS on ``SPANS_SUBJECT``: fire-and-forget, so a telemetry outage
+costs traces, never requests), and to an OTLP collector when ``HEARTH_OTLP_ENDPOINT`` is set.
+Without ``setup_tracing`` the OpenTelemetry API is a no-op: context still propagates through
+headers, but no spans are recorded.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 if TYPE_CHECKING:
     from temporalio.contrib.opentelemetry import TracingInterceptor
+
+SPANS_SUBJECT: Final = "hearth.telemetry.spans"
+"""Core NATS subject finished spans are published on (a JSON list of ``span_record`` dicts)."""
+
+MAX_ATTRIBUTE_CHARS: Final = 512
 
 _lock = threading.Lock()
 _installed: dict[str, TracerProvider] = {}
@@ -113,3 +122,59 @@ def temporal_tracing_interceptor() -> TracingInterceptor:
     from temporalio.contrib.opentelemetry import TracingInterceptor
 
     return TracingInterceptor()
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    """A finished span as the telemetry service stores it (times in unix seconds)."""
+    context = span.get_span_context()
+    parent = span.parent
+    attributes = {k: _attribute(v) for k, v in (span.attributes or {}).items()}
+    return {
+        "trace_id": format(context.trace_id, "032x") if context else None,
+        "span_id": format(context.span_id, "016x") if context else None,
+        "parent_id": format(parent.span_id, "016x") if parent else None,
+        "name": span.name,
+        "service": str(span.resource.attributes.get(SERVICE_NAME, "unknown")),
+        "kind": span.kind.name.lower(),
+        "start": (span.start_time or 0) / 1e9,
+        "end": (span.end_time or span.start_time or 0) / 1e9,
+        "status": span.status.status_code.name.lower(),
+        "status_message": span.status.description,
+        "attributes": attributes,
+    }
+
+
+def _attribute(value: object) -> str | int | float | bool:
+    if isinstance(value, str | int | float | bool):
+        return value[:MAX_ATTRIBUTE_CHARS] if isinstance(value, str) else value
+    return str(value)[:MAX_ATTRIBUTE_CHARS]
+
+
+class NatsSpanExporter(SpanExporter):
+    """Publishes finished spans to the telemetry service; called on the batch processor's thread."""
+
+    def __init__(self, publish: Any, loop: asyncio.AbstractEventLoop, subject: str = SPANS_SUBJECT) -> None:
+        self._publish = publish  # nats.aio.client.Client.publish
+        self._loop = loop
+        self._subject = subject
+
+    def export(self, spans: Any) -> SpanExportResult:
+        records = [span_record(s) for s in spans]
+        if not records or self._loop.is_closed():
+            return SpanExportResult.SUCCESS
+        data = json.dumps(records, separators=(",", ":")).encode()
+        try:
+            asyncio.run_coroutine_threadsafe(self._publish(self._subject, data), self._loop)
+        except RuntimeError:  # the loop stopped between the check and the call: shutting down
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release: the NATS connection belongs to the service."""
+
+
+def otlp_exporter(endpoint: str) -> SpanExporter:
+    """The OTLP/gRPC exporter towards a collector (``HEARTH_OTLP_ENDPOINT``)."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))

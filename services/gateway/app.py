@@ -30,6 +30,7 @@ from services.gateway.inference.ocr import MAX_IMAGE_BYTES
 from services.gateway.inference.service import ModelService
 from services.gateway.inference.state import ModelStateStore
 from services.gateway.inference.triton import Triton
+from services.gateway.observability import Instrumented
 from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
 from services.gateway.workflows.handlers import RunsController, WorkflowsController, WorkflowServices
@@ -113,6 +114,7 @@ async def _sweep_idle(models: ModelService, interval_s: float) -> None:
         try:
             await models.unload_idle()
             await models.preload_forecast()
+            await models.list_models()  # measures memory and refreshes the model gauges
         except HearthError as exc:  # Triton down: try again next round
             log.warning("idle sweep skipped", reason=exc.detail)
         await models.flush()  # write-behind of counters and forecast; never on a request's path
@@ -174,7 +176,7 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         document_services=document_services,
     )
     config = uvicorn.Config(
-        app,
+        Instrumented(app),
         host=ctx.settings.bind_host,
         port=ctx.settings.gateway_port,
         log_level="warning",

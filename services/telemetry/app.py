@@ -1,18 +1,122 @@
-"""Composition root of the telemetry service.
+"""Composition root of the telemetry service: metrics, traces and alerts of the whole stack.
 
-Its capabilities arrive with the issue named in the package docstring; until then the service
-runs, answers health over NATS and holds its Temporal worker, and claims no work it cannot do.
+It scrapes every Prometheus endpoint of the stack into PostgreSQL, measures the host, GPUs, NATS
+and the workflow engine itself (``collectors``), keeps recent traces, and answers the gateway's
+dashboard and alert routes over NATS (``shared.telemetry``). Capabilities are NATS-only: a
+workflow has no reason to ask for a chart.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from contextlib import AsyncExitStack
+from typing import Any
+
+import psutil
+from nats.js import api
+from prometheus_client import REGISTRY
+
+from services.telemetry.collectors import HostCollector, WorkflowRecorder
+from services.telemetry.scrape import stack_targets
+from services.telemetry.service import Telemetry
+from services.telemetry.settings import TelemetrySettings
+from services.telemetry.store import TelemetryStore
 from shared.capabilities import CapabilityRegistry
-from shared.runtime import run
+from shared.clients import postgres_engine
+from shared.events.consumer import EventConsumer
+from shared.launcher.stack import probe_all
+from shared.runtime import ServiceContext, run
+from shared.telemetry import Overview, OverviewRequest, SeriesRequest, SeriesResult, Trace, TraceRequest
+
+_bound: dict[str, Telemetry] = {}
+
+
+def _telemetry() -> Telemetry:
+    return _bound["telemetry"]
 
 
 def create_registry() -> CapabilityRegistry:
-    return CapabilityRegistry(service="telemetry")
+    registry = CapabilityRegistry(service="telemetry")
+
+    async def overview(inp: OverviewRequest) -> Overview:
+        return await _telemetry().overview(inp)
+
+    async def series(inp: SeriesRequest) -> SeriesResult:
+        return await _telemetry().series(inp)
+
+    async def trace(inp: TraceRequest) -> Trace:
+        return await _telemetry().trace(inp)
+
+    registry.register("telemetry.overview", overview, max_workers=4, activity=False)
+    registry.register("telemetry.series", series, max_workers=4, activity=False)
+    registry.register("telemetry.trace", trace, max_workers=4, activity=False)
+    return registry
+
+
+def _supervisor_pid() -> int | None:
+    """supervisord, when it started this process: its descendants are the stack's processes."""
+    parent = psutil.Process(os.getpid()).parent()
+    try:
+        return parent.pid if parent is not None and "supervisord" in " ".join(parent.cmdline()) else None
+    except psutil.Error:
+        return None
+
+
+def _background(stack: AsyncExitStack, *coroutines: Any) -> None:
+    tasks = [asyncio.create_task(c) for c in coroutines]
+
+    async def _cancel() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    stack.push_async_callback(_cancel)
+
+
+async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per scrape otherwise
+    settings = TelemetrySettings()
+    engine = postgres_engine(ctx.settings, pool_size=4)
+    stack.push_async_callback(engine.dispose)
+    store = TelemetryStore(engine)
+    await store.load()
+    host = HostCollector(ctx.settings.home, _supervisor_pid())
+    REGISTRY.register(host)
+    stack.callback(REGISTRY.unregister, host)
+    workflows = WorkflowRecorder()
+    telemetry = Telemetry(
+        store,
+        stack_targets(ctx.settings),
+        settings,
+        nats_monitor_url=ctx.settings.nats_monitor_url,
+        host=host,
+        workflows=workflows,
+        probe=lambda: probe_all(ctx.settings),
+    )
+    stack.push_async_callback(telemetry.aclose)
+    _bound["telemetry"] = telemetry
+    subscription = await telemetry.subscribe_spans(ctx.bus.nc)
+    stack.push_async_callback(subscription.drain)
+    for durable, subject, handler in (
+        ("telemetry-workflow-steps", "hearth.workflow.step.completed.v1", workflows.on_step),
+        ("telemetry-workflow-completed", "hearth.workflow.completed.v1", workflows.on_run),
+        ("telemetry-workflow-failed", "hearth.workflow.failed.v1", workflows.on_run),
+    ):
+        consumer = EventConsumer(
+            ctx.bus,
+            durable=durable,
+            filter_subject=subject,
+            handler=handler,
+            batch=16,
+            description="workflow metrics of the telemetry service",
+            deliver_policy=api.DeliverPolicy.NEW,
+        )
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+    _background(stack, telemetry.run_scrapes(), telemetry.run_maintenance(), telemetry.run_span_writer())
 
 
 def main() -> None:
-    run(create_registry())
+    run(create_registry(), on_start=on_start)

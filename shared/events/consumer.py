@@ -265,7 +265,7 @@ class EventConsumer:
             self._fetching = True
             try:
                 msgs = await sub.fetch(self.batch, timeout=self.fetch_timeout)
-            except nats.errors.TimeoutError:
+            except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either when nothing came
                 continue
             except Exception as exc:  # the loop must outlive a reconnect or a server hiccup
                 log.warning("fetch failed, retrying", durable=self.durable, error=repr(exc))

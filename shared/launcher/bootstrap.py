@@ -93,6 +93,7 @@ def prepare_state(settings: HearthSettings) -> None:
         os.chmod(settings.data_dir(component), 0o700)
     _ensure_secret(settings, "postgres-password", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "triton-admin-key", lambda: secrets.token_urlsafe(32))
+    _ensure_secret(settings, "metrics-token", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "openbao-unseal.key", lambda: secrets.token_bytes(32))
     prepare_postgres(settings)
     prepare_triton(settings)
@@ -346,6 +347,7 @@ async def bootstrap_nats(settings: HearthSettings) -> None:
 def prepare_triton(settings: HearthSettings) -> None:
     """Assemble Triton's backend dir: the wheel's python backend plus the 3.11 stub beside it."""
     settings.triton_model_repository.mkdir(parents=True, exist_ok=True)
+    settings.triton_user_model_repository.mkdir(parents=True, exist_ok=True)  # Triton refuses a missing one
     root = triton_root(settings)
     backends = triton_backend_dir(settings)
     python_backend = backends / "python"

@@ -177,7 +177,9 @@ def build_components(settings: HearthSettings) -> list[Component]:
         triton_component(settings),
     ]
     for service in SERVICES:
-        ports = {"http": settings.gateway_port} if service == "gateway" else {}
+        ports = {"metrics": settings.service_metrics_port(service)}
+        if service == "gateway":
+            ports["http"] = settings.gateway_port
         components.append(
             Component(
                 name=service,

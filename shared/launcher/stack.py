@@ -108,6 +108,8 @@ def _port_variable(component: str, label: str) -> str:
         ("triton", "metrics"): "TRITON_METRICS_PORT",
         ("gateway", "http"): "GATEWAY_PORT",
     }
+    if label == "metrics" and (component, label) not in names:
+        return "HEARTH_METRICS_PORT"
     return "HEARTH_" + names.get((component, label), f"{component}_{label}_PORT".upper())
 
 

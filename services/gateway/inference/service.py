@@ -28,6 +28,7 @@ from services.gateway.inference.lifecycle import LifecycleManager, repository_co
 from services.gateway.inference.state import CanaryMarker, ModelStateStore, PersistedModel
 from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound, Unavailable
+from shared.metrics import MODEL_DURATION, MODEL_LOADED, MODEL_MEMORY, MODEL_REQUESTS
 
 log = structlog.get_logger("gateway.models")
 
@@ -239,6 +240,7 @@ class ModelService:
                 life.last_unload_reason,
                 life.retained_after_unload_mb,
             )
+        _export_model_gauges([by_name[n] for n in sorted(loaded)])
         return [by_name[n] for n in sorted(by_name)]
 
     async def _loaded(self) -> set[str]:
@@ -480,6 +482,8 @@ class ModelService:
         """KServe v2 inference; also returns the output arrays (for binary-extension replies)."""
         stat = self._count_request(name)
         raw_inputs = raw_inputs or {}
+        started = time.perf_counter()
+        ok = False
         try:
             meta = await self._ensure_loaded(name)
             arrays = {t.name: to_array(t, meta["inputs"], raw_inputs.get(t.name)) for t in request.inputs}
@@ -490,9 +494,12 @@ class ModelService:
             results, version = await self._call_loaded(
                 name, arrays, wanted, timeout_s=timeout_s, request_id=request.id or ""
             )
+            ok = True
         except Exception:
             stat.errors += 1
             raise
+        finally:
+            _observe(name, ok, started)
         outputs = [to_tensor(o, meta["outputs"][o]["datatype"], results[o]) for o in wanted]
         response = InferResponse(model_name=name, model_version=version or None, id=request.id, outputs=outputs)
         return response, results
@@ -502,13 +509,34 @@ class ModelService:
     ) -> dict[str, np.ndarray[Any, Any]]:
         """Typed callers inside the gateway (e.g. OCR): numpy in, numpy out, same accounting."""
         stat = self._count_request(name)
+        started = time.perf_counter()
+        ok = False
         try:
             await self._ensure_loaded(name)
             results, _ = await self._call_loaded(name, inputs, outputs, timeout_s=timeout_s)
+            ok = True
         except Exception:
             stat.errors += 1
             raise
+        finally:
+            _observe(name, ok, started)
         return results
+
+
+def _observe(name: str, ok: bool, started: float) -> None:
+    MODEL_REQUESTS.labels(name, "ok" if ok else "error").inc()
+    MODEL_DURATION.labels(name).observe(time.perf_counter() - started)
+
+
+def _export_model_gauges(loaded: list[ModelState]) -> None:
+    """``hearth_model_loaded`` / ``hearth_model_memory_bytes`` as of this listing (replacing the last)."""
+    MODEL_LOADED.clear()
+    MODEL_MEMORY.clear()
+    for state in loaded:
+        device = state.device or "cpu"
+        MODEL_LOADED.labels(state.name, state.serving_version or "", state.variant or "default", device).set(1)
+        if state.memory_mb is not None:
+            MODEL_MEMORY.labels(state.name, device).set(state.memory_mb * 1024 * 1024)
 
 
 def placement_config(config: dict[str, Any], request: LoadRequest) -> dict[str, Any]:
