@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, cast
@@ -777,24 +777,27 @@ def _load_file(path: Path, problems: list[str]) -> list[Rule]:
     return rules
 
 
-def load_rules(directory: Path) -> list[Rule]:
-    """The rules of every ``*.yaml`` file in ``directory``, in file order then rule order.
+def load_rules(directory: Path | Sequence[Path]) -> list[Rule]:
+    """The rules of every ``*.yaml`` file in ``directory`` (or in each of several), in order.
 
-    All problems found (unreadable file, bad YAML, bad rule, a name used twice across files) are
-    raised together as one ``RuleError``.
+    Names are unique across all the files read. All problems found (a missing directory, an
+    unreadable file, bad YAML, a bad rule, a name used twice) are raised together as one ``RuleError``.
     """
-    if not directory.is_dir():
-        raise RuleError([f"{directory}: not a directory"])
+    directories = [directory] if isinstance(directory, Path) else list(directory)
     problems: list[str] = []
     rules: list[Rule] = []
     where: dict[str, str] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        for rule in _load_file(path, problems):
-            if rule.name in where:
-                problems.append(f"{path}: rule {rule.name!r}: name already used in {where[rule.name]}")
-                continue
-            where[rule.name] = str(path)
-            rules.append(rule)
+    for folder in directories:
+        if not folder.is_dir():
+            problems.append(f"{folder}: not a directory")
+            continue
+        for path in sorted(folder.glob("*.yaml")):
+            for rule in _load_file(path, problems):
+                if rule.name in where:
+                    problems.append(f"{path}: rule {rule.name!r}: name already used in {where[rule.name]}")
+                    continue
+                where[rule.name] = str(path)
+                rules.append(rule)
     if problems:
         raise RuleError(problems)
     return rules

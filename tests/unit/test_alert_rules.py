@@ -590,7 +590,7 @@ def test_load_rules_of_an_empty_directory(tmp_path: Path) -> None:
     assert load_rules(tmp_path) == []
 
 
-def load_error(directory: Path) -> str:
+def load_error(directory: Path | list[Path]) -> str:
     with pytest.raises(RuleError) as info:
         load_rules(directory)
     return str(info.value)
@@ -703,3 +703,16 @@ def test_a_name_used_twice_in_one_file(tmp_path: Path) -> None:
 
 def test_render_template_of_a_non_finite_value() -> None:
     assert render_template("{{ value }}", {}, math.inf) == "inf"
+
+
+def test_load_rules_of_several_directories(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = write(tmp_path / "one", "a.yaml", GOOD)
+    write(tmp_path / "two", "b.yaml", GOOD.replace("gpu-hot", "gpu-warm"))
+    assert [r.name for r in load_rules([tmp_path / "one", tmp_path / "two"])] == ["gpu-hot", "gpu-warm"]
+    second = write(tmp_path / "two", "c.yaml", GOOD)
+    assert load_error([tmp_path / "one", tmp_path / "two", tmp_path / "three"]).splitlines() == [
+        f"{second}: rule 'gpu-hot': name already used in {first}",
+        f"{tmp_path / 'three'}: not a directory",
+    ]
