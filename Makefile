@@ -66,6 +66,7 @@ bench: setup ## Print performance figures against the bare engines (needs `make 
 	$(PY) -m bench.bench_ocr_batching
 	$(PY) -m bench.bench_ocr_variants
 	$(PY) -m bench.bench_workflows
+	$(PY) -m bench.bench_telemetry
 
 clean: ## Remove the environments (keeps var/, the data)
 	rm -rf $(VENV) $(VENV_TRITON)

@@ -25,7 +25,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
 from services.gateway.inference.lifecycle import repository_config
-from shared.settings import get_settings
+from shared.settings import HearthSettings, get_settings
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "triton_models" / "double"
 BODY = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
@@ -52,8 +52,8 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-async def main(n: int, concurrency: int, rounds: int) -> None:
-    settings = get_settings()
+async def upload_double(settings: HearthSettings) -> str:
+    """Load a uniquely named copy of the tests' ``double`` model into Triton; returns its name."""
     name = f"bench_double_{uuid.uuid4().hex[:6]}"
     admin = {"hearth-admin": settings.read_secret("triton-admin-key")}
     config = (repository_config([MODEL_DIR.parent], MODEL_DIR.name) or {}) | {"name": name}
@@ -65,6 +65,18 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
             headers=admin,
         )
         resp.raise_for_status()
+    return name
+
+
+async def remove_model(settings: HearthSettings, name: str) -> None:
+    admin = {"hearth-admin": settings.read_secret("triton-admin-key")}
+    async with httpx.AsyncClient(timeout=60) as http:
+        await http.post(f"{settings.triton_http_url}/v2/repository/models/{name}/unload", headers=admin)
+
+
+async def main(n: int, concurrency: int, rounds: int) -> None:
+    settings = get_settings()
+    name = await upload_double(settings)
     triton = grpcclient.InferenceServerClient(settings.triton_grpc_address)
     gateway = httpx.AsyncClient(
         base_url=settings.gateway_url,
@@ -119,8 +131,7 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
         await gateway.aclose()
         await nc.close()
         await triton.close()
-        async with httpx.AsyncClient(timeout=60) as http:
-            await http.post(f"{settings.triton_http_url}/v2/repository/models/{name}/unload", headers=admin)
+        await remove_model(settings, name)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,21 @@ def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
         histogram.labels(*labels).observe(time.perf_counter() - start)
 
 
+_state = {"enabled": True}
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn the process's request measurements on or off (``HEARTH_TELEMETRY_ENABLED``; benches)."""
+    _state["enabled"] = enabled
+
+
+def enabled() -> bool:
+    return _state["enabled"]
+
+
 def record_capability(service: str, capability: str, transport: str, ok: bool, seconds: float) -> None:
+    if not _state["enabled"]:
+        return
     CAPABILITY_REQUESTS.labels(service, capability, transport, "ok" if ok else "error").inc()
     CAPABILITY_DURATION.labels(service, capability, transport).observe(seconds)
 

@@ -34,6 +34,7 @@ from shared.capabilities import CapabilityRegistry, ServiceHealth
 from shared.clients import temporal_client
 from shared.logging import configure_logging
 from shared.metrics import MetricsServer
+from shared.metrics import set_enabled as set_metrics_enabled
 from shared.settings import SERVICES, HearthSettings, get_settings
 from shared.tracing import NatsSpanExporter, otlp_exporter, setup_tracing
 
@@ -122,7 +123,9 @@ async def serve(
     settings = settings or get_settings()
     name = registry.service
     configure_logging(name, settings.log_level)
-    setup_tracing(name, version=registry.version)
+    set_metrics_enabled(settings.telemetry_enabled)
+    if settings.telemetry_enabled:
+        setup_tracing(name, version=registry.version)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -131,10 +134,11 @@ async def serve(
     async with AsyncExitStack() as stack:
         bus = await Bus.connect(settings, name=f"hearth-{name}")
         stack.push_async_callback(bus.close)
-        _export_spans(name, bus, settings, loop)
-        metrics = _start_metrics(name, settings)
-        if metrics is not None:
-            stack.callback(metrics.stop)
+        if settings.telemetry_enabled:
+            _export_spans(name, bus, settings, loop)
+            metrics = _start_metrics(name, settings)
+            if metrics is not None:
+                stack.callback(metrics.stop)
         temporal = await temporal_client(settings)
         ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal)
         worker: Worker | None = None

@@ -102,6 +102,12 @@ class HearthSettings(BaseSettings):
         256 * 1024, gt=0, description="Largest event payload carried inline; bigger data goes to the blob store."
     )
     consumer_max_deliver: int = Field(5, ge=1, description="Deliveries before a message is dead-lettered.")
+    metrics_scrape_host: str = Field(
+        "", description="Host the telemetry service scrapes each process at; {service} is its name (compose)."
+    )
+    telemetry_enabled: bool = Field(
+        True, description="Metrics endpoints, request measurements and span export; off only to measure their cost."
+    )
     otlp_endpoint: str = Field(
         "", description="OTLP gRPC endpoint spans are also exported to (e.g. http://otel-collector:4317); empty: none."
     )
@@ -207,7 +213,9 @@ class HearthSettings(BaseSettings):
         return self.metrics_port + SERVICES.index(service)
 
     def service_metrics_url(self, service: str) -> str:
-        return f"http://{self.bind_host}:{self.service_metrics_port(service)}/metrics"
+        """Where the process serves /metrics: on its own box, or by name when each runs apart (compose)."""
+        host = self.metrics_scrape_host.format(service=service) if self.metrics_scrape_host else self.bind_host
+        return f"http://{host}:{self.service_metrics_port(service)}/metrics"
 
     @property
     def postgres_client_host(self) -> str:

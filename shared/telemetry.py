@@ -158,7 +158,10 @@ class UnsilenceRequest(BaseModel):
 class AlertList(BaseModel):
     alerts: list[AlertView]
     silences: list[SilenceView]
-    rules: int = Field(description="Rules loaded.")
+    rules: int = Field(description="Rules in force.")
+    rule_errors: list[str] = Field(
+        default_factory=list, description="Why the rule files as they are now were refused (the previous rules run)."
+    )
 
 
 class TraceRequest(BaseModel):

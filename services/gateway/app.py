@@ -33,6 +33,8 @@ from services.gateway.inference.triton import Triton
 from services.gateway.observability import Instrumented
 from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
+from services.gateway.telemetry.handlers import TelemetryClient, TelemetryController
+from services.gateway.telemetry.handlers import dependencies as telemetry_dependencies
 from services.gateway.workflows.handlers import RunsController, WorkflowsController, WorkflowServices
 from services.gateway.workflows.handlers import dependencies as workflow_dependencies
 from shared import segment
@@ -59,6 +61,7 @@ def create_app(
     *,
     workflow_services: WorkflowServices,
     document_services: DocumentServices,
+    telemetry: TelemetryClient,
     version: str = "0.1.0",
 ) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
@@ -78,6 +81,7 @@ def create_app(
             WorkflowsController,
             RunsController,
             DocumentsController,
+            TelemetryController,
             search,
             ask,
             devices,
@@ -90,6 +94,7 @@ def create_app(
             **inference_dependencies(model_service),
             **workflow_dependencies(workflow_services),
             **document_dependencies(document_services),
+            **telemetry_dependencies(telemetry),
         },
         guards=[guard],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -174,9 +179,10 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         guard,
         workflow_services=workflow_services,
         document_services=document_services,
+        telemetry=TelemetryClient(ctx.bus),
     )
     config = uvicorn.Config(
-        Instrumented(app),
+        Instrumented(app) if ctx.settings.telemetry_enabled else app,
         host=ctx.settings.bind_host,
         port=ctx.settings.gateway_port,
         log_level="warning",

@@ -18,7 +18,9 @@ import psutil
 from nats.js import api
 from prometheus_client import REGISTRY
 
+from services.telemetry.alerting import Alerting
 from services.telemetry.collectors import HostCollector, WorkflowRecorder
+from services.telemetry.query import SeriesQuery
 from services.telemetry.scrape import stack_targets
 from services.telemetry.service import Telemetry
 from services.telemetry.settings import TelemetrySettings
@@ -28,13 +30,31 @@ from shared.clients import postgres_engine
 from shared.events.consumer import EventConsumer
 from shared.launcher.stack import probe_all
 from shared.runtime import ServiceContext, run
-from shared.telemetry import Overview, OverviewRequest, SeriesRequest, SeriesResult, Trace, TraceRequest
+from shared.telemetry import (
+    AlertList,
+    AlertsRequest,
+    Overview,
+    OverviewRequest,
+    SeriesRequest,
+    SeriesResult,
+    SilenceRequest,
+    SilenceView,
+    Trace,
+    TraceRequest,
+    UnsilenceRequest,
+)
 
-_bound: dict[str, Telemetry] = {}
+_bound: dict[str, Any] = {}
 
 
 def _telemetry() -> Telemetry:
-    return _bound["telemetry"]
+    telemetry: Telemetry = _bound["telemetry"]
+    return telemetry
+
+
+def _alerting() -> Alerting:
+    alerting: Alerting = _bound["alerting"]
+    return alerting
 
 
 def create_registry() -> CapabilityRegistry:
@@ -49,6 +69,18 @@ def create_registry() -> CapabilityRegistry:
     async def trace(inp: TraceRequest) -> Trace:
         return await _telemetry().trace(inp)
 
+    async def alerts(inp: AlertsRequest) -> AlertList:
+        return await _alerting().list_alerts(inp)
+
+    async def silence(inp: SilenceRequest) -> SilenceView:
+        return await _alerting().silence(inp)
+
+    async def unsilence(inp: UnsilenceRequest) -> SilenceView:
+        return await _alerting().unsilence(inp.id)
+
+    registry.register("telemetry.alerts", alerts, max_workers=4, activity=False)
+    registry.register("telemetry.silence", silence, activity=False)
+    registry.register("telemetry.unsilence", unsilence, activity=False)
     registry.register("telemetry.overview", overview, max_workers=4, activity=False)
     registry.register("telemetry.series", series, max_workers=4, activity=False)
     registry.register("telemetry.trace", trace, max_workers=4, activity=False)
@@ -86,6 +118,11 @@ async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     REGISTRY.register(host)
     stack.callback(REGISTRY.unregister, host)
     workflows = WorkflowRecorder()
+    query = SeriesQuery(store)
+    alerting = Alerting(engine, ctx.bus, query, settings)
+    stack.push_async_callback(alerting.aclose)
+    await alerting.start()
+    _bound["alerting"] = alerting
     telemetry = Telemetry(
         store,
         stack_targets(ctx.settings),
@@ -94,6 +131,7 @@ async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         host=host,
         workflows=workflows,
         probe=lambda: probe_all(ctx.settings),
+        alerts=alerting.active_views,
     )
     stack.push_async_callback(telemetry.aclose)
     _bound["telemetry"] = telemetry
@@ -115,7 +153,9 @@ async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         )
         await consumer.start()
         stack.push_async_callback(consumer.stop)
-    _background(stack, telemetry.run_scrapes(), telemetry.run_maintenance(), telemetry.run_span_writer())
+    _background(
+        stack, telemetry.run_scrapes(), telemetry.run_maintenance(), telemetry.run_span_writer(), alerting.run()
+    )
 
 
 def main() -> None:

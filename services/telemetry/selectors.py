@@ -10,12 +10,13 @@ being keyed by the values of the ``by`` labels in their order (``()`` when there
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, Literal, Protocol, get_args
+
+from shared.durations import format_duration, parse_duration
 
 __all__ = [
     "MAX_REGEX_LENGTH",
@@ -136,37 +137,3 @@ class SeriesSource(Protocol):
     ) -> dict[tuple[str, ...], int]:
         """How many samples each group has in the window (what ``absent()`` asks)."""
         ...
-
-
-_DURATION_RE: Final = re.compile(r"(\d+(?:\.\d+)?)([a-zA-Z]*)")
-_UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``"30s"``, ``"5m"``, ``"1.5h"`` or ``"1d"`` (``"0s"`` is zero).
-
-    A bare number, another unit or anything else raises ``ValueError`` saying what is accepted.
-    """
-    accepted = "write a number and one of the units s, m, h, d (e.g. 30s, 5m, 1h, 1d)"
-    if not isinstance(text, str):
-        raise ValueError(f"duration {text!r} is not a string: {accepted}")
-    match = _DURATION_RE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration: {accepted}")
-    number, unit = match.groups()
-    if not unit:
-        raise ValueError(f"duration {text!r} has no unit: {accepted}")
-    if unit not in _UNIT_S:
-        raise ValueError(f"duration {text!r} has unknown unit {unit!r}: {accepted}")
-    seconds = float(number) * _UNIT_S[unit]
-    if not math.isfinite(seconds):
-        raise ValueError(f"duration {text!r} is too large")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling of ``seconds`` in the largest whole unit: ``300.0`` → ``"5m"``."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

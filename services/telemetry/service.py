@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from shared.errors import NotFound
 from shared.health import ComponentHealth
 from shared.settings import SERVICES
 from shared.telemetry import (
+    AlertView,
     ComponentView,
     GpuView,
     HostView,
@@ -64,6 +66,7 @@ class Telemetry:
         host: HostCollector,
         workflows: WorkflowRecorder,
         probe: Any,
+        alerts: Callable[[], list[AlertView]] = list,
     ) -> None:
         self.store = store
         self.query = SeriesQuery(store)
@@ -73,6 +76,7 @@ class Telemetry:
         self.host = host
         self.workflows = workflows
         self._probe = probe  # async () -> dict[str, ComponentHealth]
+        self._alerts = alerts
         self._client = httpx.AsyncClient()
         self.last_errors: dict[str, str] = {}
         self.last_scrape_at: float | None = None
@@ -223,7 +227,7 @@ class Telemetry:
             workflows=workflows,
             host=host,
             gpu=GpuView(status="present" if gpu.present else "absent", reason=gpu.reason, devices=gpu.devices),
-            alerts=[],
+            alerts=self._alerts(),
             recent_runs=await self._recent_runs(),
             scrape_errors=self.last_errors,
         )

@@ -21,9 +21,16 @@ class TelemetrySettings(BaseSettings):
     span_retention_s: float = Field(24 * 3600.0, gt=0, description="Spans are deleted after this long.")
     maintenance_interval_s: float = Field(300.0, gt=0, description="How often downsampling and retention run.")
     alert_rules: Path = Field(REPO_ROOT / "infra" / "alerts", description="Directory of alert rule YAML files.")
+    alert_extra_rules: str = Field(
+        "", description="More directories of alert rules, separated by ':' (e.g. the tests' rules)."
+    )
     alert_interval_s: float = Field(10.0, gt=0, description="How often alert rules are evaluated.")
     webhooks: str = Field("", description="Comma-separated URLs fired and resolved alerts are POSTed to.")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Longest one webhook delivery may take.")
+
+    @property
+    def alert_directories(self) -> list[Path]:
+        return [self.alert_rules, *(Path(p) for p in self.alert_extra_rules.split(":") if p)]
 
     @property
     def webhook_urls(self) -> list[str]:

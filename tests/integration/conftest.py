@@ -40,6 +40,7 @@ def hearth_cli(
 
 TEST_MODELS = REPO_ROOT / "tests" / "data" / "triton_models"
 TEST_WORKFLOWS = REPO_ROOT / "tests" / "data" / "workflows"
+TEST_ALERTS = REPO_ROOT / "tests" / "data" / "alerts"
 TEST_IDLE_TTL_S = 30
 
 
@@ -61,6 +62,11 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             # document tests use the other two on every document (with the tiny budget, unpinned
             # they would evict each other on every request).
             "HEARTH_GATEWAY_PINNED_MODELS": "ocr_rec,chinese_ocr_v3,legal_doc_analyzer,use_multilingual_v3",
+            # Telemetry on a test's time scale: a scrape and an alert evaluation every second, and
+            # the tests' alert rules beside the shipped ones.
+            "HEARTH_TELEMETRY_SCRAPE_INTERVAL_S": "1",
+            "HEARTH_TELEMETRY_ALERT_INTERVAL_S": "1",
+            "HEARTH_TELEMETRY_ALERT_EXTRA_RULES": str(TEST_ALERTS),
         }
     )
     return env

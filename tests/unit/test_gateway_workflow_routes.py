@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from services.gateway.app import create_app
 from services.gateway.auth import AccessGuard, load_enforcer
 from services.gateway.documents.handlers import DocumentServices
+from services.gateway.telemetry.handlers import TelemetryClient
 from services.gateway.workflows.handlers import WorkflowServices
 from shared.errors import NotFound, Unauthorized
 from shared.identity.apikeys import Principal
@@ -105,6 +106,7 @@ def client(runs: Runs) -> TestClient[Any]:
         AccessGuard(Keys(), load_enforcer()),  # type: ignore[arg-type]
         workflow_services=services,
         document_services=DocumentServices(store=None, pipeline=None, blobs=None, classifier=None),  # type: ignore[arg-type]
+        telemetry=TelemetryClient(None),  # type: ignore[arg-type]
     )
     return TestClient(app)
 

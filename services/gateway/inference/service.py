@@ -29,6 +29,7 @@ from services.gateway.inference.state import CanaryMarker, ModelStateStore, Pers
 from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound, Unavailable
 from shared.metrics import MODEL_DURATION, MODEL_LOADED, MODEL_MEMORY, MODEL_REQUESTS
+from shared.metrics import enabled as metrics_enabled
 
 log = structlog.get_logger("gateway.models")
 
@@ -524,6 +525,8 @@ class ModelService:
 
 
 def _observe(name: str, ok: bool, started: float) -> None:
+    if not metrics_enabled():
+        return
     MODEL_REQUESTS.labels(name, "ok" if ok else "error").inc()
     MODEL_DURATION.labels(name).observe(time.perf_counter() - started)
 

@@ -30,8 +30,10 @@ from services.gateway.requests import (
     tenant_scope,
     validated,
 )
+from services.gateway.telemetry.handlers import TelemetryClient
 from shared.blobstore import BlobStore
 from shared.errors import BadRequest, Conflict, InvalidInput, NotFound
+from shared.telemetry import Trace, TraceRequest
 from shared.workflow import CancelRequest, DocumentUpload, ReviewDecision
 from workflows.definitions import GroupSpec, Loaded
 from workflows.runs import RunDetail, RunFilter, RunService, RunSummary, StartedRun
@@ -370,6 +372,17 @@ class RunsController(Controller):
     @get("/{run_id:str}", summary="One run: status, step progress, the review it waits for, outputs, errors")
     async def get_run(self, request: Request[Any, Any, Any], run_service: RunService, run_id: str) -> RunDetail:
         return await run_service.describe(run_id, tenant=tenant_scope(principal_of(request)))
+
+    @get(
+        "/{run_id:str}/trace",
+        summary="The run's trace: every span from the request or event that started it to its last step",
+        description="404 while no span of the run has been recorded (traces are kept for a day by default).",
+    )
+    async def get_trace(
+        self, request: Request[Any, Any, Any], run_service: RunService, telemetry: TelemetryClient, run_id: str
+    ) -> Trace:
+        await run_service.describe(run_id, tenant=tenant_scope(principal_of(request)))  # 404 for another tenant's
+        return await telemetry.trace(TraceRequest(workflow_id=run_id))
 
     @post(
         "/{run_id:str}/review",

@@ -1,0 +1,192 @@
+"""Telemetry on the real stack: metrics endpoints, percentiles against the client's, GPU absence,
+a document's trace across the mesh, and an alert that fires and resolves with the load.
+
+The test stack scrapes every second (``HEARTH_TELEMETRY_SCRAPE_INTERVAL_S``) and loads the rules
+of ``tests/data/alerts``; latencies come from the ``sleepy`` test model, which sleeps as told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import nats
+import numpy as np
+import pytest
+
+from shared.settings import SERVICES, HearthSettings
+
+MODEL = "sleepy"
+SCRAPE_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def admin(stack: HearthSettings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.read_secret('admin-api-key')}"}
+
+
+@pytest.fixture
+async def api(stack: HearthSettings, admin: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin, timeout=60) as client:
+        yield client
+
+
+def _body(delay_ms: float) -> dict[str, Any]:
+    return {"inputs": [{"name": "DELAY_MS", "shape": [1], "datatype": "FP32", "data": [delay_ms]}]}
+
+
+async def _infer(api: httpx.AsyncClient, delay_ms: float) -> float:
+    started = time.perf_counter()
+    resp = await api.post(f"/v1/models/{MODEL}/infer", json=_body(delay_ms))
+    elapsed = time.perf_counter() - started
+    assert resp.status_code == 200, resp.text
+    return elapsed
+
+
+async def _overview(api: httpx.AsyncClient, window_s: float) -> dict[str, Any]:
+    resp = await api.get("/v1/telemetry/overview", params={"window": f"{window_s:.3f}s"})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_every_process_serves_metrics_on_loopback_behind_the_token(stack: HearthSettings) -> None:
+    token = stack.read_secret("metrics-token")
+    assert stack.secret_path("metrics-token").stat().st_mode & 0o777 == 0o600
+    for service in SERVICES:
+        url = stack.service_metrics_url(service)
+        assert url.startswith("http://127.0.0.1:"), url
+        assert httpx.get(url, timeout=10).status_code == 401, service
+        wrong = httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401, service
+        resp = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert resp.status_code == 200, service
+        assert "process_resident_memory_bytes" in resp.text, service
+
+
+async def test_telemetry_routes_are_for_operators(stack: HearthSettings, api: httpx.AsyncClient) -> None:
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as anonymous:
+        assert (await anonymous.get("/v1/telemetry/overview")).status_code == 401
+    bad = await api.get("/v1/telemetry/series", params={"metric": "up", "window": "5 minutes"})
+    assert bad.status_code == 400
+    assert "window" in bad.json()["detail"]
+
+
+async def test_reported_p95_and_p99_match_the_clients_within_ten_percent(api: httpx.AsyncClient) -> None:
+    await _infer(api, 1)  # loads the model; this request stays out of the measured window
+    await asyncio.sleep(3 * SCRAPE_S)
+    rng = np.random.default_rng(7)
+    # A long-tailed mix, like real inference: most 20-80 ms, a tail up to 400 ms.
+    delays = np.concatenate([rng.uniform(20, 80, 170), rng.uniform(150, 400, 30)])
+    rng.shuffle(delays)
+    started = time.time()
+    client = [await _infer(api, float(d)) for d in delays]
+    await asyncio.sleep(3 * SCRAPE_S)  # the last requests are scraped
+    window = time.time() - started + 0.5
+    overview = await _overview(api, window)
+    (model,) = [m for m in overview["models"] if m["name"] == MODEL]
+    assert model["requests"] == len(delays)
+    assert model["errors"] == 0
+    for q, reported in ((95, model["p95_ms"]), (99, model["p99_ms"])):
+        expected = float(np.percentile(client, q)) * 1000
+        assert abs(reported - expected) / expected <= 0.10, (q, reported, expected)
+    # The same figures over time, as the dashboard charts them.
+    resp = await api.get(
+        "/v1/telemetry/series",
+        params={
+            "metric": "hearth_model_request_duration_seconds",
+            "fn": "quantile",
+            "q": "0.99",
+            "window": f"{window:.0f}s",
+            "since": "10s",
+            "step": "5s",
+            "by": "model",
+            "match": f"model={MODEL}",
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    (points,) = resp.json()["points"]
+    assert points["group"] == {"model": MODEL}
+    assert points["values"], points
+
+
+async def test_host_is_measured_and_an_absent_gpu_is_reported_absent_not_zero(api: httpx.AsyncClient) -> None:
+    overview = await _overview(api, 60)
+    host = overview["host"]
+    assert 0 <= host["cpu_percent"] <= 100
+    assert 0 < host["memory_used_bytes"] < host["memory_total_bytes"]
+    assert overview["gpu"]["status"] == "absent"  # the CI and dev boxes have no GPU
+    assert overview["gpu"]["reason"]
+    resp = await api.get("/v1/telemetry/series", params={"metric": "hearth_gpu_utilization_percent", "fn": "gauge"})
+    assert resp.json()["points"] == []
+    components = {c["name"]: c["status"] for c in overview["components"]}
+    assert set(components) >= {*SERVICES, "nats", "postgres", "temporal", "triton", "openbao"}
+    assert overview["scrape_errors"] == {}
+
+
+async def test_a_document_run_is_one_trace_across_the_mesh(api: httpx.AsyncClient) -> None:
+    resp = await api.post(
+        "/v1/documents",
+        json={"text": "房屋租赁合同\n合同期限：2024年1月1日至2024年12月31日。", "source_system": "telemetry-test"},
+    )
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["run_id"]
+    deadline = time.monotonic() + 120
+    trace: dict[str, Any] = {}
+    services: set[str] = set()
+    while time.monotonic() < deadline:
+        resp = await api.get(f"/v1/runs/{run_id}/trace")
+        if resp.status_code == 200:
+            trace = resp.json()
+            services = {s["service"] for s in trace["spans"]}
+            if {"gateway", "workflows", "nlp"} <= services:
+                break
+        await asyncio.sleep(1)
+    assert {"gateway", "workflows", "nlp"} <= services, trace
+    spans = trace["spans"]
+    assert len({s["trace_id"] for s in spans}) == 1
+    ids = {s["span_id"] for s in spans}
+    roots = [s for s in spans if s["parent_id"] not in ids]
+    assert len(roots) == 1 and roots[0]["name"].startswith("POST /v1/documents"), roots
+    same = await api.get(f"/v1/traces/{trace['trace_id']}")
+    assert same.status_code == 200
+    assert len(same.json()["spans"]) >= len(spans)
+
+
+async def test_an_alert_fires_under_load_and_resolves_after_it(stack: HearthSettings, api: httpx.AsyncClient) -> None:
+    nc = await nats.connect(stack.nats_url)
+    events: list[dict[str, Any]] = []
+
+    async def received(msg: Any) -> None:
+        events.append(json.loads(msg.data))
+
+    await nc.subscribe("hearth.alert.>", cb=received)
+    try:
+        await _infer(api, 1)
+        fired_at = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and fired_at is None:
+            await _infer(api, 600)
+            listed = (await api.get("/v1/alerts", params={"state": "firing"})).json()["alerts"]
+            mine = [a for a in listed if a["alertname"] == "test-sleepy-slow"]
+            if mine:
+                fired_at = mine[0]["fired_at"]
+                assert mine[0]["labels"]["model"] == MODEL
+                assert mine[0]["labels"]["team"] == "tests"
+                assert mine[0]["summary"].startswith(f"p90 of {MODEL} is ")
+        assert fired_at is not None, "the alert did not fire under load"
+        deadline = time.monotonic() + 60
+        resolved = False
+        while time.monotonic() < deadline and not resolved:
+            await asyncio.sleep(1)
+            listed = (await api.get("/v1/alerts")).json()["alerts"]
+            resolved = any(a["alertname"] == "test-sleepy-slow" and a["state"] == "resolved" for a in listed)
+        assert resolved, "the alert did not resolve once the load stopped"
+        await asyncio.sleep(1)
+        kinds = [e["type"] for e in events if e["data"].get("alertname") == "test-sleepy-slow"]
+        assert kinds[:2] == ["hearth.alert.fired.v1", "hearth.alert.resolved.v1"], kinds
+    finally:
+        await nc.close()
