@@ -16,6 +16,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard, load_enforcer
+from services.gateway.dashboard.routes import dashboard_router
 from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
 from services.gateway.documents.handlers import dependencies as document_dependencies
 from services.gateway.documents.pipeline import DocumentPipeline
@@ -88,6 +89,7 @@ def create_app(
             ocr,
             asyncapi,
             create_static_files_router(path=assets, directories=[swagger_ui_path], include_in_schema=False),
+            dashboard_router(),
         ],
         dependencies={
             **dependencies(health_service, asyncapi_doc),
