@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 HEARTH := $(VENV)/bin/hearth
 PYTEST_ARGS ?=
+# llama-cpp-python is compiled from its sdist: a CPU build without its tools, tests and multimodal
+# library. A GPU box: `make setup LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"` (after `uv cache clean llama-cpp-python`).
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
 .DEFAULT_GOAL := help
 
@@ -27,7 +30,8 @@ $(VENV)/.installed: pyproject.toml
 # container: the python backend needs numpy<2 and services never import model libraries.
 $(VENV_TRITON)/.installed: infra/triton/requirements.txt infra/triton/overrides.txt $(VENV)/.installed
 	test -x $(VENV_TRITON)/bin/python || $(PYTHON) -m venv $(VENV_TRITON)
-	$(UV) pip install --python $(VENV_TRITON)/bin/python --quiet -r infra/triton/requirements.txt \
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(UV) pip install --python $(VENV_TRITON)/bin/python --quiet -r infra/triton/requirements.txt \
 		--override infra/triton/overrides.txt
 	@touch $@
 

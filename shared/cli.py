@@ -214,6 +214,47 @@ def models_unload(name: str) -> None:
     _print_models([model])  # type: ignore[list-item]
 
 
+@models_app.command("add-generator")
+def models_add_generator(
+    weights: Annotated[Path, typer.Option("--weights", help="A GGUF file (llama.cpp's format) of your model.")],
+    name: Annotated[str, typer.Option("--name", help="The model's name in Triton.")] = "text_generator",
+    n_ctx: Annotated[
+        int | None, typer.Option("--n-ctx", min=256, help="Context tokens (prompt + answer); default 4096 or fewer.")
+    ] = None,
+    n_threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads; 0: llama.cpp's default.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
+) -> None:
+    """Serve a text-generation model from your own weights (generative answers in /v1/ask).
+
+    Writes the model into the user model repository ($HEARTH_HOME/data/triton/models); nothing
+    is copied or downloaded. It loads on its first request, like every model.
+    """
+    from shared.generators import GeneratorSetupError, write_generator
+
+    settings = _settings()
+    try:
+        written = write_generator(
+            settings.triton_user_model_repository,
+            name,
+            weights=weights,
+            code_dir=settings.triton_model_repository.parent,
+            triton_python=settings.triton_venv / "bin" / "python",
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            force=force,
+        )
+    except GeneratorSetupError as exc:
+        _fail(str(exc))
+        return
+    console.print(
+        f"[green]{escape(written['name'])}[/green] written to {escape(written['path'])}: "
+        f"{escape(str(written.get('architecture')))}, {written.get('size_mb')} MB, about {written['memory_mb']} MB "
+        f"loaded with a context of {written['n_ctx']} tokens, chat template: "
+        f"{'yes' if written.get('chat_template') else 'no'}. "
+        f"It loads on its first request (or `hearth models load {escape(written['name'])}`)."
+    )
+
+
 workflows_app = typer.Typer(help="Workflow definitions: check them offline, or list them through the gateway.")
 app.add_typer(workflows_app, name="workflows")
 
