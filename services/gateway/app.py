@@ -17,6 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard, load_enforcer
 from services.gateway.dashboard.routes import dashboard_router
+from services.gateway.documents.generate import ModelGenerator
 from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
 from services.gateway.documents.handlers import dependencies as document_dependencies
 from services.gateway.documents.pipeline import DocumentPipeline
@@ -166,9 +167,13 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     )
     documents = DocumentStore(engine)
     await asyncio.to_thread(segment.ready)
-    pipeline = DocumentPipeline(
-        documents, workflow_services.runs, ctx.bus, workflow_services.blobs, SearchIndex(engine, ctx.bus)
+    index = SearchIndex(
+        engine,
+        ctx.bus,
+        generator=ModelGenerator(models, lifecycle.repositories),
+        ask_options=gateway_settings.ask_options(),
     )
+    pipeline = DocumentPipeline(documents, workflow_services.runs, ctx.bus, workflow_services.blobs, index)
     await pipeline.start()
     stack.push_async_callback(pipeline.stop)
     document_services = DocumentServices(

@@ -24,7 +24,7 @@ from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.gateway.documents.pipeline import DocumentPipeline
-from services.gateway.documents.search import Answer, SearchFilters, SearchIndex, SearchResults
+from services.gateway.documents.search import Answer, AskMode, SearchFilters, SearchIndex, SearchResults
 from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
 from services.gateway.requests import (
     check_idempotency_key,
@@ -265,6 +265,18 @@ class AskRequest(BaseModel):
     question: str = Field(min_length=1, max_length=2000)
     filters: SearchFilters = Field(default_factory=SearchFilters)
     top_k: int = Field(default=5, ge=1, le=20, description="Chunks the answer is chosen from.")
+    mode: AskMode | None = Field(
+        default=None,
+        description="auto (generative when a text-generation model is configured), extractive or generative; "
+        "default HEARTH_GATEWAY_ASK_MODE (auto).",
+    )
+    generator: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+        description="The text-generation model to use; default HEARTH_GATEWAY_ASK_GENERATOR (text_generator).",
+    )
+    max_tokens: int | None = Field(default=None, ge=1, le=1024, description="Longest generated answer, in tokens.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0: the most likely answer (greedy).")
 
 
 def _filters(
@@ -336,11 +348,25 @@ async def search(
     tags=["documents"],
     status_code=200,
     summary="Answer a question from the caller's documents, with citations (document, page, span)",
-    description="Extractive. A question asking for a contract fact (amount, expiry, signing date, number, parties) "
-    "is answered with that entity of the best-matching document (`source: entity`, `field`, `normalized`); any "
-    "other with the sentence that best answers it (`source: sentence`). Either is cited with its document, page "
-    "and character span in that page's text. `filters` as for /v1/search.",
+    description="Extractive by default. A question asking for a contract fact (amount, expiry, signing date, number, "
+    "parties) is answered with that entity of the best-matching document (`source: entity`, `field`, `normalized`); "
+    "any other with the sentence that best answers it (`source: sentence`). Either is cited with its document, page "
+    "and character span in that page's text. When a text-generation model is configured (`hearth models "
+    "add-generator`), `mode` auto (the default) or generative answers with text the model writes from the best "
+    "`top_k` passages (`mode: generative`, `source: generated`), citing the passages it used (`ref` = the [n] in "
+    "the answer) and naming the model, version and weights (`generator`); if it is absent or fails the answer is "
+    "extractive with a `note` saying why. Every citation is a document of the caller's tenant. `filters` as for "
+    "/v1/search.",
 )
 async def ask(request: Request[Any, Any, Any], search_index: SearchIndex, data: AskRequest) -> Answer:
     tenant = tenant_scope(principal_of(request))
-    return await search_index.ask(data.question, data.filters, tenant=tenant, top_k=data.top_k)
+    return await search_index.ask(
+        data.question,
+        data.filters,
+        tenant=tenant,
+        top_k=data.top_k,
+        mode=data.mode,
+        generator=data.generator,
+        max_tokens=data.max_tokens,
+        temperature=data.temperature,
+    )

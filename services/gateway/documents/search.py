@@ -14,8 +14,11 @@ Q&A retrieves the best chunks the same way. A question asking for a contract fac
 an expiry, a signing date, a number, the parties: ``question_field``) is answered with that
 entity as extracted from the best document, cited by its span; any other question with the
 sentence of the best chunks closest to it (embedding cosine plus term overlap), citing document,
-page and the span in that page. No generator model is configured by default, so answers are
-extractive; the citation is always a document of the caller's tenant.
+page and the span in that page. When a text-generation model is configured (``hearth models
+add-generator``; ``mode`` auto, the default, or generative), the answer is generated from the
+numbered passages of the best chunks instead and cites the passages it refers to (``generate.py``);
+without one, or when it fails, the answer is extractive and says why. Either way every citation
+is a chunk of a document of the caller's tenant.
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.gateway.documents import chunks
+from services.gateway.documents import chunks, generate
 from shared.bus import Bus
 from shared.errors import BadRequest, HearthError
+from shared.generators import DEFAULT_GENERATOR
 from shared.inference import Tensor, infer
 from shared.logging import get_logger
 
@@ -80,6 +85,9 @@ class SearchResults(BaseModel):
     vector_search: bool = Field(description="False when the embedding model was not available: full text only.")
 
 
+AskMode = Literal["auto", "extractive", "generative"]
+
+
 class Citation(BaseModel):
     document_id: str
     filename: str | None
@@ -87,19 +95,54 @@ class Citation(BaseModel):
     start: int
     end: int
     text: str
+    ref: int | None = Field(
+        default=None, description="Generative answers: the passage number the answer cites this as, [ref]."
+    )
+
+
+class GeneratorProvenance(BaseModel):
+    """Which model wrote a generative answer, from which weights, and what it cost."""
+
+    model: str
+    version: str | None
+    weights: dict[str, Any] | None = Field(default=None, description="The weights' file name and SHA-256.")
+    passages: int = Field(description="Passages the prompt held (all of the caller's tenant).")
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = Field(default=None, description="stop, length (max_tokens) or time.")
+    ms: float | None = None
 
 
 class Answer(BaseModel):
     question: str
     answer: str | None = Field(description="The text that answers it; null when nothing relevant was found.")
-    mode: str = Field(description="extractive (no generator model is configured).")
+    mode: str = Field(description="extractive, or generative (written by a text-generation model).")
     source: str = Field(
-        default="sentence", description="entity: an extracted fact of the best document; sentence: its best sentence."
+        default="sentence",
+        description="entity: an extracted fact of the best document; sentence: its best sentence; generated.",
     )
     field: str | None = Field(default=None, description="The entity the question asks for, when it asks for one.")
     normalized: dict[str, Any] | None = Field(default=None, description="That entity's normalised value.")
-    confidence: float
+    confidence: float = Field(
+        description="Extractive: how well the answer matched. Generative: how well the cited passages matched "
+        "the question (retrieval), not a judgement of the generated text."
+    )
     citations: list[Citation]
+    generator: GeneratorProvenance | None = None
+    note: str | None = Field(
+        default=None, description="Why the answer is extractive when a generative one was possible or asked for."
+    )
+
+
+@dataclass(frozen=True)
+class AskOptions:
+    """How questions are answered (``HEARTH_GATEWAY_ASK_*``); a request may override mode and generator."""
+
+    mode: AskMode = "auto"
+    generator: str = DEFAULT_GENERATOR
+    context_chars: int = 6000
+    max_tokens: int = 256
+    timeout_s: float = 180.0
 
 
 _INTENTS: Final = (
@@ -163,10 +206,20 @@ _CHUNK_QUERY = (
 
 
 class SearchIndex:
-    def __init__(self, engine: AsyncEngine, bus: Bus, *, embedding_model: str = EMBEDDING_MODEL) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: Bus,
+        *,
+        embedding_model: str = EMBEDDING_MODEL,
+        generator: generate.TextGenerator | None = None,
+        ask_options: AskOptions | None = None,
+    ) -> None:
         self._engine = engine
         self._bus = bus
         self.embedding_model = embedding_model
+        self._generator = generator
+        self.ask_options = ask_options or AskOptions()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
         """Embeddings of ``texts``; ``None`` when the embedding model cannot answer now."""
@@ -310,15 +363,120 @@ class SearchIndex:
             )
             return {r["id"]: dict(r) for r in rows.mappings()}
 
-    async def ask(self, question: str, filters: SearchFilters, *, tenant: str | None, top_k: int = 5) -> Answer:
+    async def ask(
+        self,
+        question: str,
+        filters: SearchFilters,
+        *,
+        tenant: str | None,
+        top_k: int = 5,
+        mode: AskMode | None = None,
+        generator: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float = 0.0,
+    ) -> Answer:
+        """Answer from the caller's documents (``tenant``; None: an admin, every tenant).
+
+        ``mode`` auto generates when the generator is configured; generative asks for it (and falls
+        back, with a note, like auto does when it fails); extractive never generates.
+        """
         if not question.strip():
             raise BadRequest("the question is empty")
+        options = self.ask_options
+        mode = mode or options.mode
+        name = generator or options.generator
+        if generator is not None and (self._generator is None or not self._generator.configured(generator)):
+            raise BadRequest(
+                f"no text-generation model {generator!r} is configured (add one with `hearth models add-generator`)",
+                code="unknown-generator",
+            )
         vectors = await self.embed([question])
         qvec = vectors[0] if vectors else None
         lexical, semantic = await self._ranked(question, filters, tenant, qvec, CANDIDATES)
         top = _fuse(lexical, semantic)[:top_k]
         if not top:
             return Answer(question=question, answer=None, mode="extractive", confidence=0.0, citations=[])
+        note = None
+        if mode != "extractive":
+            if self._generator is not None and self._generator.configured(name):
+                generated, note = await self._generated(
+                    self._generator, question, top, name=name, max_tokens=max_tokens, temperature=temperature
+                )
+                if generated is not None:
+                    return generated
+            elif mode == "generative":
+                note = "no text-generation model is configured (`hearth models add-generator`): extractive answer"
+        answer = await self._extractive(question, top, qvec)
+        answer.note = note
+        return answer
+
+    async def _generated(
+        self,
+        generator: generate.TextGenerator,
+        question: str,
+        top: list[dict[str, Any]],
+        *,
+        name: str,
+        max_tokens: int | None,
+        temperature: float,
+    ) -> tuple[Answer | None, str | None]:
+        """A generated answer from the passages of ``top``; (None, why) when the generator fails."""
+        options = self.ask_options
+        meta = await self._documents(list(dict.fromkeys(r["doc_id"] for r in top)))
+        given = generate.passages(top, {k: v["filename"] for k, v in meta.items()}, options.context_chars)
+        system, prompt = generate.build_prompt(question, given)
+        try:
+            out = await generator.generate(
+                name,
+                prompt,
+                system=system,
+                max_tokens=max_tokens or options.max_tokens,
+                temperature=temperature,
+                timeout_s=options.timeout_s,
+            )
+        except HearthError as exc:
+            log.warning("generator failed; extractive answer", model=name, reason=exc.detail)
+            return None, f"the generator {name} failed ({exc.detail}): extractive answer"
+        if not out.text.strip():
+            return None, f"the generator {name} wrote nothing: extractive answer"
+        # No reference in the text: the answer came from all of them, so all are cited.
+        used = generate.cited(out.text, given) or given
+        citations = [
+            Citation(
+                document_id=p.document_id,
+                filename=p.filename,
+                page=p.page,
+                start=p.start,
+                end=p.end,
+                text=p.text,
+                ref=p.number,
+            )
+            for p in used
+        ]
+        usage = out.usage
+        provenance = GeneratorProvenance(
+            model=out.model,
+            version=out.version,
+            weights=usage.get("weights"),
+            passages=len(given),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=usage.get("finish_reason"),
+            ms=usage.get("ms"),
+        )
+        confidence = round(min(1.0, max(p.score for p in used) * RRF_K / 2), 3)
+        answer = Answer(
+            question=question,
+            answer=out.text.strip(),
+            mode="generative",
+            source="generated",
+            confidence=confidence,
+            citations=citations,
+            generator=provenance,
+        )
+        return answer, None
+
+    async def _extractive(self, question: str, top: list[dict[str, Any]], qvec: list[float] | None) -> Answer:
         fact = await self._fact(question, top[0]["doc_id"])
         if fact is not None:
             return fact
