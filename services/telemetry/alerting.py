@@ -29,7 +29,7 @@ from services.telemetry.selectors import Matcher, SeriesSource
 from services.telemetry.settings import TelemetrySettings
 from shared.bus import Bus
 from shared.errors import HearthError, InvalidInput, NotFound
-from shared.events.alerts import AlertEvent
+from shared.events.alerts import AlertFired, AlertResolved
 from shared.events.envelope import Envelope
 from shared.telemetry import AlertList, AlertsRequest, AlertView, MatcherView, SilenceRequest, SilenceView
 
@@ -206,7 +206,8 @@ class Alerting:
         alert = transition.alert
         view = alert_view(alert)
         event_type = f"hearth.alert.{transition.kind}.v1"
-        data = AlertEvent(
+        event_class = AlertFired if transition.kind == "fired" else AlertResolved
+        data = event_class(
             id=alert.id,
             fingerprint=alert.fingerprint,
             alertname=view.alertname,

@@ -22,5 +22,13 @@ class AlertEvent(BaseModel):
     resolved_at: float | None = None
 
 
-register_event("hearth.alert.fired.v1", AlertEvent, "An alert rule's condition held for its `for` duration.")
-register_event("hearth.alert.resolved.v1", AlertEvent, "A firing alert's condition no longer holds.")
+class AlertFired(AlertEvent):
+    """``hearth.alert.fired.v1``: the rule's condition held for its ``for`` duration."""
+
+
+class AlertResolved(AlertEvent):
+    """``hearth.alert.resolved.v1``: a firing alert's condition no longer holds."""
+
+
+register_event("hearth.alert.fired.v1", AlertFired, "An alert rule's condition held for its `for` duration.")
+register_event("hearth.alert.resolved.v1", AlertResolved, "A firing alert's condition no longer holds.")
