@@ -79,6 +79,7 @@ class Telemetry:
         self._alerts = alerts
         self._client = httpx.AsyncClient()
         self.last_errors: dict[str, str] = {}
+        self._scraped_at: dict[str, float] = {}
         self.last_scrape_at: float | None = None
         self._spans: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue(maxsize=1000)
         self._health: tuple[float, dict[str, ComponentHealth]] | None = None
@@ -94,12 +95,18 @@ class Telemetry:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("NATS monitoring not read", error=str(exc))
         timeout = min(self.settings.scrape_timeout_s, self.settings.scrape_interval_s)
-        scrapes = list(await asyncio.gather(*(scrape(self._client, t, timeout) for t in self.targets)))
+        now = time.monotonic()
+        due = [t for t in self.targets if now - self._scraped_at.get(t.job, -1e9) >= t.every_s]
+        for target in due:
+            self._scraped_at[target.job] = now
+        scrapes = list(await asyncio.gather(*(scrape(self._client, t, timeout) for t in due)))
         await self.store.write(scrapes)
         errors = {s.job: s.error for s in scrapes if s.error}
         for job in set(errors) - set(self.last_errors):
             log.warning("scrape failing", job=job, error=errors[job])
-        self.last_errors = {job: error for job, error in errors.items() if error}
+        scraped = {s.job for s in scrapes}
+        kept = {job: e for job, e in self.last_errors.items() if job not in scraped}
+        self.last_errors = kept | {job: error for job, error in errors.items() if error}
         self.last_scrape_at = scrapes[0].ts if scrapes else time.time()
         return scrapes
 
