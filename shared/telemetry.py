@@ -36,6 +36,9 @@ class ModelView(BaseModel):
     errors: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    queue_ms: float | None = Field(None, description="Triton: mean time a request waited for an instance.")
+    compute_ms: float | None = Field(None, description="Triton: mean compute (inference) time per request.")
+    batch_size: float | None = Field(None, description="Triton: mean requests per model execution.")
 
 
 class WorkflowView(BaseModel):

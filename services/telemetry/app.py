@@ -43,6 +43,8 @@ from shared.telemetry import (
     TraceRequest,
     UnsilenceRequest,
 )
+from workflows.runs import RunService
+from workflows.versions import DefinitionStore
 
 _bound: dict[str, Any] = {}
 
@@ -132,6 +134,7 @@ async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         workflows=workflows,
         probe=lambda: probe_all(ctx.settings),
         alerts=alerting.active_views,
+        runs=RunService(ctx.temporal, DefinitionStore(engine)),
     )
     stack.push_async_callback(telemetry.aclose)
     _bound["telemetry"] = telemetry

@@ -22,13 +22,13 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from sqlalchemy import text
 
-from services.telemetry.collectors import HostCollector, WorkflowRecorder, poll_nats
+from services.telemetry.collectors import HostCollector, RecentRun, WorkflowRecorder, poll_nats
 from services.telemetry.query import SeriesQuery
 from services.telemetry.scrape import Scrape, Target, scrape
 from services.telemetry.selectors import Matcher, Selector
 from services.telemetry.settings import TelemetrySettings
 from services.telemetry.store import TelemetryStore
-from shared.errors import NotFound
+from shared.errors import HearthError, NotFound
 from shared.health import ComponentHealth
 from shared.settings import SERVICES
 from shared.telemetry import (
@@ -49,10 +49,12 @@ from shared.telemetry import (
     WorkflowView,
 )
 from shared.tracing import SPANS_SUBJECT
+from workflows.runs import RunFilter, RunService
 
 log = structlog.get_logger("telemetry")
 
 SPAN_BATCH = 500
+RECENT_RUNS = 20
 
 
 class Telemetry:
@@ -67,6 +69,7 @@ class Telemetry:
         workflows: WorkflowRecorder,
         probe: Any,
         alerts: Callable[[], list[AlertView]] = list,
+        runs: RunService | None = None,
     ) -> None:
         self.store = store
         self.query = SeriesQuery(store)
@@ -77,6 +80,7 @@ class Telemetry:
         self.workflows = workflows
         self._probe = probe  # async () -> dict[str, ComponentHealth]
         self._alerts = alerts
+        self._runs = runs
         self._client = httpx.AsyncClient()
         self.last_errors: dict[str, str] = {}
         self._scraped_at: dict[str, float] = {}
@@ -256,6 +260,7 @@ class Telemetry:
         details = {
             s.labels.get("model", ""): s.labels for s in q.matching(Selector("hearth_model_loaded"))
         }  # the latest label set of each model: version, variant, device
+        triton = await self._triton_figures(at, window)
         names = sorted({k[0] for k in (*loaded, *requests)})
         views = []
         for name in names:
@@ -273,9 +278,36 @@ class Telemetry:
                     errors=errors.get(key, 0.0 if key in requests else None),
                     p95_ms=round(p95[key] * 1000, 2) if key in p95 else None,
                     p99_ms=round(p99[key] * 1000, 2) if key in p99 else None,
+                    **triton.get(name, {}),
                 )
             )
         return views
+
+    async def _triton_figures(self, at: float, window: float) -> dict[str, dict[str, float]]:
+        """Per model from Triton's counters: mean queue and compute time, mean batch size."""
+        q, by = self.query, ("model",)
+        names = (
+            "nv_inference_request_success",
+            "nv_inference_queue_duration_us",
+            "nv_inference_compute_infer_duration_us",
+            "nv_inference_count",
+            "nv_inference_exec_count",
+        )
+        success, queue, compute, count, executions = await asyncio.gather(
+            *(q.increase(Selector(n), window, at, by) for n in names)
+        )
+        figures: dict[str, dict[str, float]] = {}
+        for key, done in success.items():
+            if done <= 0:
+                continue
+            entry = figures.setdefault(key[0], {})
+            if key in queue:
+                entry["queue_ms"] = round(queue[key] / done / 1000, 3)
+            if key in compute:
+                entry["compute_ms"] = round(compute[key] / done / 1000, 3)
+            if executions.get(key):
+                entry["batch_size"] = round(count.get(key, 0.0) / executions[key], 2)
+        return figures
 
     async def _workflows(self, at: float, window: float) -> list[WorkflowView]:
         q = self.query
@@ -321,7 +353,9 @@ class Telemetry:
         )
 
     async def _recent_runs(self) -> list[RunView]:
-        runs = list(self.workflows.recent)[:20]
+        """The newest runs from Temporal's visibility (running ones too), else those seen in events."""
+        seen = {r.workflow_id: r for r in self.workflows.recent}
+        runs = await self._visible_runs(seen)
         traces: dict[str, str] = {}
         if runs:
             async with self.store.engine.connect() as conn:
@@ -335,6 +369,32 @@ class Telemetry:
                     {"ids": [r.workflow_id for r in runs]},
                 )
                 traces = {r.id: r.trace_id for r in rows}
+        return [r.model_copy(update={"trace_id": traces.get(r.workflow_id)}) for r in runs]
+
+    async def _visible_runs(self, seen: dict[str, RecentRun]) -> list[RunView]:
+        if self._runs is not None:
+            try:
+                summaries = await self._runs.list(RunFilter(), limit=RECENT_RUNS)
+            except HearthError as exc:
+                log.warning("runs not listed from Temporal", error=exc.detail)
+            else:
+                now = time.time()
+                views = []
+                for run in summaries:
+                    started = run.started_at.timestamp() if run.started_at else now
+                    ended = run.closed_at.timestamp() if run.closed_at else now
+                    known = seen.get(run.id)
+                    views.append(
+                        RunView(
+                            workflow_id=run.id,
+                            workflow=run.workflow or "",
+                            status=run.status,
+                            started_at=started,
+                            duration_ms=round((ended - started) * 1000, 1),
+                            failed_step=known.failed_step if known else None,
+                        )
+                    )
+                return views
         return [
             RunView(
                 workflow_id=r.workflow_id,
@@ -343,7 +403,6 @@ class Telemetry:
                 started_at=r.started_at,
                 duration_ms=r.duration_ms,
                 failed_step=r.failed_step,
-                trace_id=traces.get(r.workflow_id),
             )
-            for r in runs
+            for r in list(seen.values())[:RECENT_RUNS]
         ]

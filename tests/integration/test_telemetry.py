@@ -93,6 +93,10 @@ async def test_reported_p95_and_p99_match_the_clients_within_ten_percent(api: ht
     for q, reported in ((95, model["p95_ms"]), (99, model["p99_ms"])):
         expected = float(np.percentile(client, q)) * 1000
         assert abs(reported - expected) / expected <= 0.10, (q, reported, expected)
+    # Triton's own view of the same requests: compute is the model's sleep, one request per execution.
+    assert model["compute_ms"] == pytest.approx(float(np.mean(delays)), rel=0.15)
+    assert model["queue_ms"] < model["compute_ms"]
+    assert model["batch_size"] == 1
     # The same figures over time, as the dashboard charts them.
     resp = await api.get(
         "/v1/telemetry/series",

@@ -608,11 +608,14 @@
           td(m.errors, fmtCount, "num"),
           td(m.p95_ms, fmtMs, "num"),
           td(m.p99_ms, fmtMs, "num"),
+          td(m.queue_ms, fmtMs, "num"),
+          td(m.compute_ms, fmtMs, "num"),
+          td(m.batch_size, (b) => fmtNumber(b), "num"),
         ]);
         return row;
       }),
     );
-    if (!models.length) body.append(el("tr", {}, [el("td", { colspan: 10, class: "no-data", text: "no models" })]));
+    if (!models.length) body.append(el("tr", {}, [el("td", { colspan: 13, class: "no-data", text: "no models" })]));
   }
 
   function renderWorkflows(workflows) {
