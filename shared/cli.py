@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -429,6 +430,63 @@ def docs_list(
             str(d["created_at"])[:19],
         )
     console.print(table)
+
+
+alerts_app = typer.Typer(help="Alert rules and alerts (rules in infra/alerts/*.yaml; alerts through the gateway).")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("check")
+def alerts_check(
+    directories: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Rule directories (default: the stack's, as the telemetry service reads)."),
+    ] = None,
+) -> None:
+    """Validate alert rule files without deploying them; exit 1 with every problem found."""
+    from services.telemetry.rules import RuleError, load_rules
+    from services.telemetry.settings import TelemetrySettings
+
+    dirs = directories or TelemetrySettings().alert_directories
+    try:
+        rules = load_rules(dirs)
+    except RuleError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]✗[/red] {escape(problem)}")
+        raise typer.Exit(1) from None
+    for rule in rules:
+        console.print(f"[green]✓[/green] {rule.name} ({rule.severity}): {escape(str(rule.expr))}")
+    console.print(f"{len(rules)} rules in {', '.join(str(d) for d in dirs)}")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[str | None, typer.Option(help="pending, firing or resolved.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Alerts (pending, firing, resolved in the last day) and the active silences."""
+    params = {"state": state} if state else {}
+    answer = cast(dict[str, Any], _gateway(_settings(), "GET", "/v1/alerts", params=params))
+    if as_json:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"Alerts ({answer['rules']} rules)")
+    for col in ("alert", "severity", "state", "labels", "summary", "since"):
+        table.add_column(col)
+    for a in answer["alerts"]:
+        labels = {k: v for k, v in a["labels"].items() if k not in ("alertname", "severity")}
+        state_text = a["state"] + (" (silenced)" if a["silenced"] else "")
+        table.add_row(
+            escape(a["alertname"]),
+            a["severity"],
+            state_text,
+            escape(", ".join(f"{k}={v}" for k, v in labels.items())),
+            escape(a["summary"]),
+            datetime.fromtimestamp(a["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+    for problem in answer.get("rule_errors", []):
+        console.print(f"[red]rule refused:[/red] {escape(problem)}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from shared.bus import Bus
 from shared.errors import PermanentFailure, error_from_dict
+from shared.tracing import inject_headers
 
 INFER_SUBJECT_PREFIX: Final = "hearth.infer"
 HEADER_LENGTH: Final = "Inference-Header-Content-Length"
@@ -122,5 +123,6 @@ async def infer(
     for a model that cannot load now), so callers map them like any other ``HearthError``.
     """
     payload, headers = encode_request(inputs, outputs)
+    headers = inject_headers(dict(headers or {}))  # the caller's trace goes on into the gateway and Triton
     reply = await bus.request(infer_subject(model), payload, timeout=timeout_s, headers=headers or None)
     return decode_reply(model, reply.data)

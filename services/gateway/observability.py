@@ -24,6 +24,8 @@ UNMATCHED = "unmatched"
 """The route label of requests no route matched (so scanners cannot grow the label set)."""
 
 NOT_MEASURED = ("/v1/health",)
+
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 """Liveness probes run every few seconds; they would dominate the request rate."""
 
 
@@ -37,7 +39,8 @@ class Instrumented:
         if scope["type"] != ScopeType.HTTP or scope["path"] in NOT_MEASURED:
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        # Only the trace context headers are decoded: a dict of every header costs on each request.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ()) if k in _TRACE_HEADERS}
         method = scope.get("method", "GET")
         status = 500
         started = time.perf_counter()

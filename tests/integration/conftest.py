@@ -42,6 +42,8 @@ TEST_MODELS = REPO_ROOT / "tests" / "data" / "triton_models"
 TEST_WORKFLOWS = REPO_ROOT / "tests" / "data" / "workflows"
 TEST_ALERTS = REPO_ROOT / "tests" / "data" / "alerts"
 TEST_IDLE_TTL_S = 30
+WEBHOOK_PORT = 9599
+"""Plus the port offset: where the test stack's telemetry POSTs alerts (the alert test listens)."""
 
 
 def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
@@ -67,6 +69,7 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_TELEMETRY_SCRAPE_INTERVAL_S": "1",
             "HEARTH_TELEMETRY_ALERT_INTERVAL_S": "1",
             "HEARTH_TELEMETRY_ALERT_EXTRA_RULES": str(TEST_ALERTS),
+            "HEARTH_TELEMETRY_WEBHOOKS": f"http://127.0.0.1:{offset + WEBHOOK_PORT}/alerts",
         }
     )
     return env

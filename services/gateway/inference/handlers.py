@@ -25,6 +25,7 @@ from litestar.params import Body
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from opentelemetry import trace
 
 from services.gateway.inference.canary import CanaryRequest
 from services.gateway.inference.devices import inventory
@@ -38,7 +39,9 @@ from services.gateway.inference.kserve import (
 from services.gateway.inference.ocr import OcrResult, recognise
 from services.gateway.inference.service import LoadRequest, ModelService, ModelState
 from shared.errors import BadRequest, HearthError
+from shared.tracing import extract_context, get_tracer
 
+_tracer = get_tracer(__name__)
 log = structlog.get_logger("gateway.inference")
 
 INFER_SUBJECT = "hearth.infer"
@@ -199,6 +202,13 @@ async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscriptio
 
     async def handle(msg: Msg) -> None:
         model = msg.subject.removeprefix(f"{INFER_SUBJECT}.")
+        context = extract_context(msg.headers)
+        with _tracer.start_as_current_span(f"infer {model}", context=context, kind=trace.SpanKind.SERVER):
+            body = await answer(model, msg)
+        if msg.reply:
+            await msg.respond(body)
+
+    async def answer(model: str, msg: Msg) -> bytes:
         try:
             header_length = _header_length(msg.headers)
             if header_length is None:
@@ -213,8 +223,7 @@ async def serve_nats(nc: NatsClient, model_service: ModelService) -> Subscriptio
             log.exception("inference over NATS failed", model=model)
             error: dict[str, Any] = HearthError("inference failed unexpectedly; see the gateway log").to_dict()
             body = json.dumps({"ok": False, "error": error}).encode()
-        if msg.reply:
-            await msg.respond(body)
+        return body
 
     return await nc.subscribe(f"{INFER_SUBJECT}.*", queue=INFER_QUEUE, cb=handle)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from opentelemetry import trace
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,8 +31,10 @@ from services.gateway.inference.triton import Triton
 from shared.errors import BadRequest, Conflict, HearthError, InvalidInput, NotFound, Unavailable
 from shared.metrics import MODEL_DURATION, MODEL_LOADED, MODEL_MEMORY, MODEL_REQUESTS
 from shared.metrics import enabled as metrics_enabled
+from shared.tracing import get_tracer
 
 log = structlog.get_logger("gateway.models")
+_tracer = get_tracer(__name__)
 
 
 class LoadRequest(BaseModel):
@@ -463,9 +466,12 @@ class ModelService:
         canary, version = self._canary_version(name)
         started = time.perf_counter()
         try:
-            answer = await self._triton.infer(
-                name, inputs, outputs, timeout_s=timeout_s, request_id=request_id, model_version=version
-            )
+            with _tracer.start_as_current_span(f"triton {name}", kind=trace.SpanKind.CLIENT) as span:
+                span.set_attribute("hearth.model", name)
+                answer = await self._triton.infer(
+                    name, inputs, outputs, timeout_s=timeout_s, request_id=request_id, model_version=version
+                )
+                span.set_attribute("hearth.model_version", answer[1] or "")
         except HearthError as err:
             self._canary_record(name, canary, version, err.status < 500, started)
             raise
