@@ -91,12 +91,14 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
             await timed(call, 100, concurrency)  # warm-up
         latencies: dict[str, list[float]] = {k: [] for k in calls}
         rates: dict[str, list[float]] = {k: [] for k in calls}
-        for _ in range(rounds):
-            for label, call in calls.items():
-                values, per_s = await timed(call, n // rounds, concurrency)
+        order = list(calls)
+        for i in range(rounds):
+            # ABBA: alternate which variant goes first, so a drift in the box's load favours neither.
+            for label in order if i % 2 == 0 else order[::-1]:
+                values, per_s = await timed(calls[label], n // rounds, concurrency)
                 latencies[label] += values
                 rates[label].append(per_s)
-        print(f"gateway HTTP inference, {n} requests per variant, concurrency {concurrency}, {rounds} rounds:")
+        print(f"gateway HTTP inference, {n} requests per variant, concurrency {concurrency}, {rounds} rounds (ABBA):")
         off = statistics.mean(rates["telemetry off"])
         for label in calls:
             per_s = statistics.mean(rates[label])

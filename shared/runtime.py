@@ -36,7 +36,7 @@ from shared.logging import configure_logging
 from shared.metrics import MetricsServer
 from shared.metrics import set_enabled as set_metrics_enabled
 from shared.settings import SERVICES, HearthSettings, get_settings
-from shared.tracing import NatsSpanExporter, otlp_exporter, setup_tracing
+from shared.tracing import HearthSampler, NatsSpanExporter, otlp_exporter, setup_tracing
 
 log = structlog.get_logger("hearth.runtime")
 
@@ -125,7 +125,7 @@ async def serve(
     configure_logging(name, settings.log_level)
     set_metrics_enabled(settings.telemetry_enabled)
     if settings.telemetry_enabled:
-        setup_tracing(name, version=registry.version)
+        setup_tracing(name, version=registry.version, sampler=HearthSampler(settings.trace_inference_ratio))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

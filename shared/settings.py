@@ -108,6 +108,9 @@ class HearthSettings(BaseSettings):
     telemetry_enabled: bool = Field(
         True, description="Metrics endpoints, request measurements and span export; off only to measure their cost."
     )
+    trace_inference_ratio: float = Field(
+        0.1, ge=0, le=1, description="Share of plain model-call traces kept (all other traces are kept whole)."
+    )
     otlp_endpoint: str = Field(
         "", description="OTLP gRPC endpoint spans are also exported to (e.g. http://otel-collector:4317); empty: none."
     )

@@ -22,6 +22,7 @@ from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, TraceIdRatioBased
 
 if TYPE_CHECKING:
     from temporalio.contrib.opentelemetry import TracingInterceptor
@@ -58,12 +59,54 @@ _GETTER = _HeaderGetter()
 _SETTER = _HeaderSetter()
 
 
+INFERENCE_ROOT_SUFFIX: Final = "/infer"
+INFERENCE_ROOT_PREFIX: Final = "infer "
+
+
+class HearthSampler(Sampler):
+    """Every trace is kept except plain inference traffic, of which ``inference_ratio`` is kept.
+
+    A trace that starts at ``POST /v1/models/{name}/infer`` or at the ``hearth.infer`` endpoint
+    without a caller's trace is a single model call, thousands per second on a busy gateway, and
+    span recording is the largest part of what telemetry costs per request. Its figures are in
+    the metrics whatever the sampling; the traces are for finding the slow ones. Documents,
+    workflows, OCR and everything else are traced in full. A span with a parent follows the
+    parent's decision, so a trace is always whole.
+    """
+
+    def __init__(self, inference_ratio: float = 1.0) -> None:
+        self._ratio = TraceIdRatioBased(inference_ratio)
+        self._inference_ratio = inference_ratio
+
+    def should_sample(  # noqa: PLR0917 - the Sampler interface
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Any = None,
+        links: Any = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if parent.is_valid:
+            decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
+            return SamplingResult(decision, attributes, parent.trace_state)
+        if name.endswith(INFERENCE_ROOT_SUFFIX) or name.startswith(INFERENCE_ROOT_PREFIX):
+            return self._ratio.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return f"HearthSampler(inference_ratio={self._inference_ratio})"
+
+
 def setup_tracing(
     service: str,
     *,
     version: str | None = None,
     exporters: Iterable[SpanExporter] = (),
     processors: Iterable[SpanProcessor] = (),
+    sampler: Sampler | None = None,
 ) -> TracerProvider:
     """Install (once per process) the SDK tracer provider for ``service`` and return it.
 
@@ -77,7 +120,9 @@ def setup_tracing(
             attributes: dict[str, str] = {SERVICE_NAME: service}
             if version:
                 attributes[SERVICE_VERSION] = version
-            provider = _installed["provider"] = TracerProvider(resource=Resource.create(attributes))
+            provider = _installed["provider"] = TracerProvider(
+                resource=Resource.create(attributes), sampler=sampler or HearthSampler()
+            )
             trace.set_tracer_provider(provider)
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))

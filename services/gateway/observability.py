@@ -51,18 +51,20 @@ class Instrumented:
                 status = int(message["status"])
             await send(message)
 
+        context = extract_context(headers) if headers else None
         with _tracer.start_as_current_span(
-            f"{method} {scope['path']}", context=extract_context(headers), kind=trace.SpanKind.SERVER
+            f"{method} {scope['path']}", context=context, kind=trace.SpanKind.SERVER
         ) as span:
             try:
                 await self.app(scope, receive, send_measured)
             finally:
                 route = _route(scope)
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(trace.StatusCode.ERROR, str(status))
+                if span.is_recording():
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(trace.StatusCode.ERROR, str(status))
                 HTTP_REQUESTS.labels(route, method, str(status)).inc()
                 HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)
 

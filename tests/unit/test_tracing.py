@@ -40,3 +40,22 @@ def test_nothing_is_injected_without_a_span() -> None:
     assert inject_headers() == {}
     assert not trace.get_current_span(extract_context(None)).get_span_context().is_valid
     assert trace_id_hex(extract_context({})) is None
+
+
+def test_the_sampler_keeps_everything_but_a_share_of_plain_inference() -> None:
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from shared.tracing import HearthSampler
+
+    none = HearthSampler(inference_ratio=0.0)
+    assert none.should_sample(None, 123, "POST /v1/models/double/infer").decision == Decision.DROP
+    assert none.should_sample(None, 123, "infer ocr_rec").decision == Decision.DROP
+    assert none.should_sample(None, 123, "POST /v1/documents").decision == Decision.RECORD_AND_SAMPLE
+    every = HearthSampler(inference_ratio=1.0)
+    assert every.should_sample(None, 123, "POST /v1/models/double/infer").decision == Decision.RECORD_AND_SAMPLE
+    for flags, expected in ((TraceFlags.SAMPLED, Decision.RECORD_AND_SAMPLE), (TraceFlags.DEFAULT, Decision.DROP)):
+        parent = set_span_in_context(NonRecordingSpan(SpanContext(1, 2, is_remote=True, trace_flags=TraceFlags(flags))))
+        # A child follows its parent whatever its own name: a trace is kept or dropped whole.
+        assert none.should_sample(parent, 1, "infer ocr_rec").decision == expected
+        assert every.should_sample(parent, 1, "POST /v1/documents").decision == expected
