@@ -9,6 +9,8 @@ from services.telemetry.query import _Points, bucket_quantile, increase_of
 from services.telemetry.store import Series
 from shared.metrics import LATENCY_BUCKETS
 
+pytestmark = pytest.mark.unit
+
 
 def _v(*values: float) -> list[np.ndarray]:
     return [np.asarray([v]) for v in values]

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from services.telemetry.scrape import Target, parse
 from shared.metrics import LATENCY_BUCKETS, LatencyHistogram
 
+pytestmark = pytest.mark.unit
+
 
 def test_counters_gauges_and_histograms_of_a_real_exposition() -> None:
     registry = CollectorRegistry()
