@@ -1,4 +1,4 @@
-"""The ``hearth`` command: ``up | down | status | logs``, ``models ...``, ``workflows ...``.
+"""The ``hearth`` command: ``up | down | status | logs``, ``models ...``, ``workflows ...``, ``keys ...``.
 
 Every expected failure prints one message naming the cause and the fix (exit 1); a traceback
 only ever appears for a bug, and then after that message.
@@ -169,7 +169,7 @@ def _gateway(settings: HearthSettings, method: str, path: str, **request: Any) -
             _fail(f"{problem.get('title', resp.status_code)}: {problem.get('detail', resp.text)}")
         except ValueError:
             _fail(f"the gateway answered {resp.status_code}: {resp.text[:200]}")
-    return resp.json()
+    return resp.json() if resp.content else None
 
 
 def _print_models(models: list[dict[str, object]]) -> None:
@@ -487,6 +487,96 @@ def alerts_list(
     console.print(table)
     for problem in answer.get("rule_errors", []):
         console.print(f"[red]rule refused:[/red] {escape(problem)}")
+
+
+keys_app = typer.Typer(help="API keys: create, list, rotate and revoke (through the gateway, with the admin key).")
+app.add_typer(keys_app, name="keys")
+
+
+def _when(value: object) -> str:
+    return str(value)[:19].replace("T", " ") if value else "-"
+
+
+def _print_new_key(created: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(created, indent=2))
+        return
+    console.print(
+        f"{escape(created['role'])} key {escape(created['name'])!r} of tenant {escape(created['tenant'])} "
+        f"(prefix {created['prefix']}, expires {_when(created['expires_at'])}). "
+        "Store it now: it is not shown again."
+    )
+    print(created["key"])  # plain, alone on its line: easy to copy or capture
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="admin or user.")] = "user",
+    tenant: Annotated[str, typer.Option(help="The tenant whose data the key reaches.")] = "default",
+    expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d or 12h (default: no expiry).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a key; it is printed once."""
+    body: dict[str, Any] = {"name": name, "role": role, "tenant": tenant}
+    if expires_in:
+        body["expires_in"] = expires_in
+    _print_new_key(cast(dict[str, Any], _gateway(_settings(), "POST", "/v1/keys", json=body)), as_json)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Revoked and expired keys too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Keys with their state and last use (never the keys themselves)."""
+    keys = cast(
+        list[dict[str, Any]], _gateway(_settings(), "GET", "/v1/keys", params={"tenant": tenant} if tenant else {})
+    )
+    if not show_all:
+        keys = [k for k in keys if k["state"] in ("active", "rotated")]
+    if as_json:
+        print(json.dumps(keys, indent=2))
+        return
+    table = Table(title="API keys")
+    for col in ("prefix", "name", "role", "tenant", "state", "created", "expires", "last used", "replaced by"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(
+            k["prefix"],
+            escape(k["name"]),
+            k["role"],
+            escape(k["tenant"]),
+            k["state"],
+            _when(k["created_at"]),
+            _when(k["expires_at"]),
+            _when(k["last_used_at"]),
+            k["replaced_by"] or "-",
+        )
+    console.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    prefix: str,
+    grace: Annotated[str, typer.Option(help="How long the old key keeps working (0s to 30d).")] = "24h",
+    expires_in: Annotated[str | None, typer.Option(help="The new key's lifetime (default: the old key's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A replacement for a key (same name, role, tenant); the old one works for the grace period."""
+    body: dict[str, Any] = {"grace": grace}
+    if expires_in:
+        body["expires_in"] = expires_in
+    created = cast(dict[str, Any], _gateway(_settings(), "POST", f"/v1/keys/{prefix}/rotate", json=body))
+    _print_new_key(created, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str) -> None:
+    """Revoke a key at once."""
+    _gateway(_settings(), "DELETE", f"/v1/keys/{prefix}")
+    console.print(f"revoked {prefix}")
 
 
 if __name__ == "__main__":

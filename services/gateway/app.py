@@ -24,6 +24,8 @@ from services.gateway.documents.pipeline import DocumentPipeline
 from services.gateway.documents.search import SearchIndex
 from services.gateway.documents.store import DocumentStore
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.governance.handlers import GovernanceServices, KeysController, audit
+from services.gateway.governance.handlers import dependencies as governance_dependencies
 from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.inference.handlers import ModelsController, devices, ocr, serve_nats
 from services.gateway.inference.handlers import dependencies as inference_dependencies
@@ -47,6 +49,7 @@ from shared.classifier import ClassifierStore
 from shared.clients import postgres_engine
 from shared.errors import HearthError
 from shared.identity.apikeys import ApiKeyStore
+from shared.identity.audit import AuditLog
 from shared.runtime import ServiceContext, run
 from workflows.definitions import load_definitions
 from workflows.runs import RunService
@@ -64,6 +67,7 @@ def create_app(
     workflow_services: WorkflowServices,
     document_services: DocumentServices,
     telemetry: TelemetryClient,
+    governance: GovernanceServices | None = None,
     version: str = "0.1.0",
 ) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
@@ -84,6 +88,7 @@ def create_app(
             RunsController,
             DocumentsController,
             TelemetryController,
+            *([KeysController, audit] if governance else []),
             search,
             ask,
             devices,
@@ -98,6 +103,7 @@ def create_app(
             **workflow_dependencies(workflow_services),
             **document_dependencies(document_services),
             **telemetry_dependencies(telemetry),
+            **(governance_dependencies(governance) if governance else {}),
         },
         guards=[guard],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -133,7 +139,16 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     stack.push_async_callback(health.aclose)
     engine = postgres_engine(ctx.settings)
     stack.push_async_callback(engine.dispose)
-    guard = AccessGuard(ApiKeyStore(engine), load_enforcer())
+    keys, audit_log = ApiKeyStore(engine), AuditLog(engine)
+    guard = AccessGuard(keys, load_enforcer(), audit=audit_log)
+    # Audit entries and keys' last-used times are written behind, in batches, off the request path.
+    writer = asyncio.create_task(guard.run(), name="audit-writer")
+
+    async def _stop_writer() -> None:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+
+    stack.push_async_callback(_stop_writer)
     triton = Triton(ctx.settings)
     stack.push_async_callback(triton.close)
     gateway_settings = GatewaySettings()
@@ -187,6 +202,7 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         workflow_services=workflow_services,
         document_services=document_services,
         telemetry=TelemetryClient(ctx.bus),
+        governance=GovernanceServices(keys=keys, audit=audit_log),
     )
     config = uvicorn.Config(
         Instrumented(app) if ctx.settings.telemetry_enabled else app,

@@ -2,24 +2,32 @@
 
 One global guard: a route opts out only with ``opt={"public": True}`` (health, API schema).
 Everything else needs a valid key and a Casbin allow for (role, path, method); deny by default.
+Each decision, allowed or denied, goes to the audit log (queued, written in batches by ``run``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import casbin
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from opentelemetry import trace
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared.errors import Forbidden, Unauthorized
-from shared.identity.apikeys import ApiKeyStore, Principal
+from shared.identity.apikeys import ApiKeyStore, Principal, parse_prefix
+from shared.identity.audit import AuditEntry, AuditLog
 from shared.settings import REPO_ROOT
 
 CASBIN_DIR = REPO_ROOT / "infra" / "casbin"
 PUBLIC_PREFIXES = ("/schema",)
 """The API documents and their assets; everything else is checked route by route."""
+
+log = structlog.get_logger("gateway.auth")
 
 
 def load_enforcer(directory: Path = CASBIN_DIR) -> casbin.Enforcer:
@@ -33,12 +41,33 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return connection.headers.get("x-api-key")
 
 
+def key_prefix(key: str) -> str | None:
+    """The prefix of a presented key for the audit log (an identifier, not a secret), if well formed."""
+    try:
+        return parse_prefix(key)
+    except Unauthorized:
+        return None
+
+
+def trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
 class AccessGuard:
     """Litestar guard: authenticate, then ask Casbin. Sets ``connection.state.principal``."""
 
-    def __init__(self, keys: ApiKeyStore, enforcer: casbin.Enforcer, decision_cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        enforcer: casbin.Enforcer,
+        decision_cache_size: int = 4096,
+        *,
+        audit: AuditLog | None = None,
+    ) -> None:
         self._keys = keys
         self._enforcer = enforcer
+        self._audit = audit
         # Policies are static within a process today, and Casbin's matcher (keyMatch2 + regex)
         # costs more than the rest of a cached authentication: decisions are memoised.
         self._decisions: dict[tuple[str, str, str], bool] = {}
@@ -54,14 +83,70 @@ class AccessGuard:
             self._decisions[key] = decision
         return decision
 
+    def _record(
+        self,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        decision: str,
+        reason: str,
+        *,
+        prefix: str | None = None,
+        principal: Principal | None = None,
+    ) -> None:
+        if self._audit is None:
+            return
+        request_id = connection.headers.get("x-request-id")
+        self._audit.record(
+            AuditEntry(
+                event="access",
+                decision="allow" if decision == "allow" else "deny",
+                reason=reason,
+                principal=principal.prefix if principal else prefix,
+                tenant=principal.tenant if principal else None,
+                role=principal.role if principal else None,
+                method=connection.scope.get("method", "GET"),
+                # The template, not the raw path: ids in paths are data, and the audit rows stay groupable.
+                route=connection.scope.get("path_template") or connection.url.path,
+                request_id=request_id[:128] if request_id else None,
+                trace_id=trace_id(),
+            )
+        )
+
     async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if handler.opt.get("public") or connection.url.path.startswith(PUBLIC_PREFIXES):
             return
         key = presented_key(connection)
         if not key:
+            self._record(connection, "deny", "no API key")
             raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-        principal: Principal = await self._keys.verify(key)
+        try:
+            principal: Principal = await self._keys.verify(key)
+        except Unauthorized as exc:
+            self._record(connection, "deny", exc.detail, prefix=key_prefix(key))
+            raise
         path, method = connection.url.path, connection.scope.get("method", "GET")
         if not self.allowed(principal.role, path, method):
+            self._record(connection, "deny", f"no policy lets role {principal.role!r} {method}", principal=principal)
             raise Forbidden(f"role {principal.role!r} may not {method} {path}")
+        self._record(connection, "allow", "policy", principal=principal)
         connection.state.principal = principal
+
+    async def flush(self) -> None:
+        """Write the queued audit entries and the keys' last-used times."""
+        if self._audit is not None:
+            await self._audit.flush()
+        await self._keys.flush_last_used()
+
+    async def run(self, interval_s: float = 1.0) -> None:
+        """The write-behind loop, until cancelled; a last flush on the way out."""
+        try:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    await self.flush()
+                except (SQLAlchemyError, OSError) as exc:  # the database is away: keep the entries, retry
+                    log.warning("audit/last-used write failed; retrying", error=str(exc))
+        finally:
+            try:
+                await asyncio.shield(self.flush())
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("last audit/last-used write failed", error=str(exc))

@@ -1,0 +1,1 @@
+"""Governance routes of the gateway: API keys and the audit log."""
