@@ -41,6 +41,14 @@ class ModelView(BaseModel):
     batch_size: float | None = Field(None, description="Triton: mean requests per model execution.")
 
 
+class RouteView(BaseModel):
+    route: str = Field(description="Route template, e.g. /v1/models/{name}/infer.")
+    method: str
+    requests: float
+    errors: float = Field(description="5xx answers in the window.")
+    p95_ms: float | None = None
+
+
 class WorkflowView(BaseModel):
     workflow: str
     runs: float
@@ -95,6 +103,7 @@ class Overview(BaseModel):
     window_s: float
     components: list[ComponentView]
     models: list[ModelView]
+    routes: list[RouteView] = Field(default_factory=list, description="Gateway routes with requests in the window.")
     workflows: list[WorkflowView]
     host: HostView
     gpu: GpuView

@@ -39,6 +39,7 @@ from shared.telemetry import (
     ModelView,
     Overview,
     OverviewRequest,
+    RouteView,
     RunView,
     SeriesPoints,
     SeriesRequest,
@@ -226,8 +227,12 @@ class Telemetry:
     async def overview(self, request: OverviewRequest) -> Overview:
         at = time.time()
         window = request.window_s
-        components, models, workflows, host = await asyncio.gather(
-            self._components(), self._models(at, window), self._workflows(at, window), self._host(at)
+        components, models, routes, workflows, host = await asyncio.gather(
+            self._components(),
+            self._models(at, window),
+            self._routes(at, window),
+            self._workflows(at, window),
+            self._host(at),
         )
         gpu = self.host.gpu
         return Overview(
@@ -235,6 +240,7 @@ class Telemetry:
             window_s=window,
             components=components,
             models=models,
+            routes=routes,
             workflows=workflows,
             host=host,
             gpu=GpuView(status="present" if gpu.present else "absent", reason=gpu.reason, devices=gpu.devices),
@@ -308,6 +314,26 @@ class Telemetry:
             if executions.get(key):
                 entry["batch_size"] = round(count.get(key, 0.0) / executions[key], 2)
         return figures
+
+    async def _routes(self, at: float, window: float) -> list[RouteView]:
+        q, by = self.query, ("route", "method")
+        requests = await q.increase(Selector("hearth_http_requests_total"), window, at, by)
+        errors = await q.increase(
+            Selector("hearth_http_requests_total", (Matcher("status", "=~", "5.."),)), window, at, by
+        )
+        p95 = await q.quantile(0.95, Selector("hearth_http_request_duration_seconds"), window, at, by)
+        views = [
+            RouteView(
+                route=key[0],
+                method=key[1],
+                requests=total,
+                errors=errors.get(key, 0.0),
+                p95_ms=round(p95[key] * 1000, 2) if key in p95 else None,
+            )
+            for key, total in requests.items()
+            if total > 0
+        ]
+        return sorted(views, key=lambda r: -r.requests)
 
     async def _workflows(self, at: float, window: float) -> list[WorkflowView]:
         q = self.query

@@ -8,8 +8,10 @@ runs the suite against an already running stack described by the ``HEARTH_*`` en
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,21 +78,27 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def stack_environment() -> Iterator[dict[str, str]]:
     """Environment (``HEARTH_*``) of the running test stack."""
     if os.environ.get("HEARTH_TEST_STACK") == "external":
         yield dict(os.environ)
         return
-    home = tmp_path_factory.mktemp("stack")
+    # Not under pytest's basetemp: another pytest session on the box resets that tree to 0700,
+    # which locks the PostgreSQL OS user out of a running stack's data (and prunes old basetemps).
+    home = Path(tempfile.mkdtemp(prefix="hearth-test-stack-"))
     env = stack_env(home)
     result = hearth_cli(env, "up", timeout=400, check=False)
     if result.returncode != 0:
         hearth_cli(env, "down", check=False)
-        pytest.fail(f"test stack did not start:\n{result.stdout}\n{result.stderr}", pytrace=False)
+        pytest.fail(
+            f"test stack did not start (state kept in {home}):\n{result.stdout}\n{result.stderr}", pytrace=False
+        )
     try:
         yield env
     finally:
         hearth_cli(env, "down", timeout=180, check=False)
+        if not os.environ.get("HEARTH_TEST_KEEP_STACK"):
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

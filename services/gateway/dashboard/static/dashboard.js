@@ -618,6 +618,22 @@
     if (!models.length) body.append(el("tr", {}, [el("td", { colspan: 13, class: "no-data", text: "no models" })]));
   }
 
+  function renderRoutes(routes) {
+    const body = $("routes").tBodies[0];
+    body.replaceChildren(
+      ...routes.map((r) =>
+        el("tr", { "data-route": r.route, class: isNum(r.errors) && r.errors > 0 ? "bad" : undefined }, [
+          td(r.route),
+          td(r.method),
+          td(r.requests, fmtCount, "num"),
+          td(r.errors, fmtCount, "num"),
+          td(r.p95_ms, fmtMs, "num"),
+        ]),
+      ),
+    );
+    if (!routes.length) body.append(el("tr", {}, [el("td", { colspan: 5, class: "no-data", text: "no requests" })]));
+  }
+
   function renderWorkflows(workflows) {
     const body = $("workflows").tBodies[0];
     body.replaceChildren(
@@ -891,6 +907,7 @@
       renderAlerts(overview.alerts || []);
       renderHost(overview.host, overview.gpu);
       renderModels(overview.models || []);
+      renderRoutes(overview.routes || []);
       renderWorkflows(overview.workflows || []);
       renderRuns(overview.recent_runs || []);
       const charts = [...CHARTS];
