@@ -13,8 +13,18 @@ record on ``$O.<bucket>.M.<base64url(name)>``) itself, which gives:
 * a SHA-256 check on every read against the ``BlobRef`` (``PermanentFailure`` on mismatch).
 
 Objects stay readable by the ``nats object`` CLI and nats-py, and nats-py's meta helpers are
-reused for lookups and deletes. Encryption at rest is applied by the governance layer before
-``put`` (envelope encryption), not here.
+reused for lookups and deletes.
+
+Encryption at rest (envelope encryption, ``shared.crypto``): with a ``TransitKeyring`` (the
+default of ``BlobStore.create``) every object gets its own data key under its tenant's transit key
+and each chunk is sealed with AES-256-GCM. The meta record then carries the ``SealHeader``
+(``Hearth-Encryption``: wrapped data key, key version, nonce prefix, algorithm) and the
+plaintext's size and SHA-256 (``Hearth-Content-Size``/``-Sha256``: what the ``BlobRef`` carries),
+while its own ``size``/``digest`` describe the stored ciphertext, so nats-py's own reader still
+checks what it reads. A meta record without ``Hearth-Encryption`` is a plaintext object (written
+before encryption, or by a store without a keyring) and reads as before. ``rewrap`` re-wraps an
+object's data key under the newest version of its tenant key after a rotation, rewriting the meta
+record only.
 """
 
 from __future__ import annotations
@@ -41,7 +51,8 @@ from nats.js.object_store import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.errors import InvalidInput, NotFound, PermanentFailure, TooLarge, Unavailable
+from shared.crypto import TAG_BYTES, SealHeader, TransitKeyring, open_chunk, seal_chunk
+from shared.errors import Conflict, InvalidInput, NotFound, PermanentFailure, TooLarge, Unavailable
 from shared.logging import get_logger
 from shared.settings import HearthSettings, get_settings
 
@@ -53,6 +64,10 @@ BUCKET_PATTERN: Final = r"^[a-zA-Z0-9_-]+$"
 KEY_PATTERN: Final = r"^[-/_=.a-zA-Z0-9]+$"
 _ACK_WINDOW: Final = 16
 _ROLLUP_HEADERS: Final = {"Nats-Rollup": "sub"}
+DEFAULT_TENANT: Final = "default"
+ENCRYPTION_HEADER: Final = "Hearth-Encryption"
+CONTENT_SIZE_HEADER: Final = "Hearth-Content-Size"
+CONTENT_SHA256_HEADER: Final = "Hearth-Content-Sha256"
 
 BlobSource = bytes | bytearray | memoryview | BinaryIO | AsyncIterable[bytes]
 """What ``BlobStore.put`` reads: bytes, a binary file object, or an async iterator of byte chunks."""
@@ -72,6 +87,17 @@ class BlobRef(BaseModel):
 
 def _digest_field(digest: bytes) -> str:
     return OBJ_DIGEST_TYPE + base64.urlsafe_b64encode(digest).decode()
+
+
+def _seal_header(key: str, info: api.ObjectInfo) -> SealHeader | None:
+    """The object's encryption header; ``None`` for a plaintext object."""
+    values = (info.headers or {}).get(ENCRYPTION_HEADER)
+    if not values:
+        return None
+    try:
+        return SealHeader.from_json(values[0])
+    except PermanentFailure as exc:
+        raise PermanentFailure(f"blob {key!r}: {exc.detail}", code="blob-corrupt") from None
 
 
 def _hex_from_digest_field(value: str | None) -> str | None:
@@ -109,6 +135,49 @@ async def rechunk(source: BlobSource, chunk_size: int = CHUNK_SIZE) -> AsyncIter
         yield chunk
 
 
+class _Upload:
+    """The chunks of one ``put``: sealed when there is a data key, pipelined, counted and hashed."""
+
+    def __init__(self, store: BlobStore, subject: str, seal: tuple[bytes, SealHeader] | None) -> None:
+        self.store = store
+        self.subject = subject
+        self.seal = seal
+        self.digest = hashlib.sha256()  # of the plaintext: the BlobRef's
+        self.stored_digest = hashlib.sha256()  # of what is stored: the meta record's
+        self.total = self.stored = self.chunks = 0
+        self.pending: list[asyncio.Future[api.PubAck]] = []
+
+    async def send_all(self, source: BlobSource) -> None:
+        # Sealed chunks grow by the GCM tag: plaintext chunks are that much smaller, so stored
+        # chunks stay within max_chunk_size. A sealed chunk must know whether it is the last, so
+        # one chunk is held back until the next arrives.
+        store = self.store
+        held: bytes | None = None
+        async for chunk in rechunk(source, store.chunk_size - (TAG_BYTES if self.seal else 0)):
+            self.total += len(chunk)
+            if self.total > store.max_bytes:
+                raise store._too_large(self.total)
+            self.digest.update(chunk)
+            if held is not None:
+                await self._send(held, final=False)
+            held = chunk
+        if held is not None:
+            await self._send(held, final=True)
+        for fut in self.pending:
+            await store._await_ack(fut)
+        self.pending.clear()
+
+    async def _send(self, chunk: bytes, *, final: bool) -> None:
+        if self.seal is not None:
+            chunk = seal_chunk(self.seal[0], self.seal[1], self.chunks, chunk, final=final)
+        self.stored_digest.update(chunk)
+        self.stored += len(chunk)
+        self.pending.append(await self.store._js.publish_async(self.subject, chunk))
+        self.chunks += 1
+        if len(self.pending) >= _ACK_WINDOW:
+            await self.store._await_ack(self.pending.pop(0))
+
+
 class BlobStore:
     """Streams blobs into and out of one object-store bucket; see the module docstring."""
 
@@ -120,8 +189,10 @@ class BlobStore:
         max_bytes: int,
         chunk_size: int = CHUNK_SIZE,
         timeout: float = 10.0,
+        keyring: TransitKeyring | None = None,
     ) -> None:
         self._js = js
+        self.keyring = keyring
         self.bucket = bucket
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
@@ -137,8 +208,15 @@ class BlobStore:
         *,
         bucket: str = DEFAULT_BUCKET,
         description: str = "Hearth claim-check blobs",
+        service: str | None = "gateway",
     ) -> BlobStore:
-        """Open ``bucket``, creating it (file storage) when it does not exist yet."""
+        """Open ``bucket``, creating it (file storage) when it does not exist yet.
+
+        New blobs are encrypted with ``service``'s AppRole keyring (``secrets/approle-<service>.json``);
+        ``service=None`` gives a store that writes plaintext and reads only plaintext blobs
+        (setup, which has no data to store), and so does a missing credentials file (logged as a
+        warning: the compose stack does not provision AppRoles yet).
+        """
         settings = settings or get_settings()
         try:
             await js.object_store(bucket)
@@ -150,7 +228,16 @@ class BlobStore:
                 raise Unavailable(f"cannot create blob bucket {bucket!r}: {exc!r}") from exc
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
             raise Unavailable(f"JetStream did not answer for blob bucket {bucket!r}: {exc!r}") from exc
-        return cls(js, bucket=bucket, max_bytes=settings.blob_max_bytes)
+        keyring = None
+        if service and settings.secret_path(f"approle-{service}.json").exists():
+            keyring = TransitKeyring.from_settings(settings, service)
+        elif service:
+            # The native launcher always writes it; the compose stack does not provision AppRoles yet.
+            log.warning(
+                "blob encryption is OFF: no OpenBao AppRole credentials",
+                missing=str(settings.secret_path(f"approle-{service}.json")),
+            )
+        return cls(js, bucket=bucket, max_bytes=settings.blob_max_bytes, keyring=keyring)
 
     # ---- write ---------------------------------------------------------------------------
     async def put(
@@ -158,8 +245,13 @@ class BlobStore:
         source: BlobSource,
         content_type: str = "application/octet-stream",
         key: str | None = None,
+        *,
+        tenant: str = DEFAULT_TENANT,
     ) -> BlobRef:
         """Store ``source`` and return its reference.
+
+        With a keyring the blob is encrypted under ``tenant``'s key (see the module docstring);
+        the returned ``BlobRef`` always describes the plaintext.
 
         ``key`` defaults to a fresh UUID; putting to an existing key replaces it (the old
         chunks are purged once the new meta record is stored, so a reader holding the old
@@ -175,33 +267,28 @@ class BlobStore:
         if isinstance(source, bytes | bytearray | memoryview) and len(source) > self.max_bytes:
             raise self._too_large(len(source))
         nuid = uuid.uuid4().hex
-        chunk_subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self.bucket, obj=nuid)
-        digest = hashlib.sha256()
-        total = chunks = 0
-        pending: list[asyncio.Future[api.PubAck]] = []
+        seal: tuple[bytes, SealHeader] | None = None
+        if self.keyring is not None:
+            data_key = await self.keyring.new_data_key(tenant)
+            seal = data_key.plaintext, data_key.header()
+        upload = _Upload(self, OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self.bucket, obj=nuid), seal)
         try:
-            async for chunk in rechunk(source, self.chunk_size):
-                total += len(chunk)
-                if total > self.max_bytes:
-                    raise self._too_large(total)
-                digest.update(chunk)
-                pending.append(await self._js.publish_async(chunk_subject, chunk))
-                chunks += 1
-                if len(pending) >= _ACK_WINDOW:
-                    await self._await_ack(pending.pop(0))
-            for fut in pending:
-                await self._await_ack(fut)
-            pending.clear()
+            await upload.send_all(source)
             previous = await self._existing(key)
+            headers: dict[str, list[str]] = {"Content-Type": [content_type]}
+            if seal is not None:
+                headers[ENCRYPTION_HEADER] = [seal[1].to_json()]
+                headers[CONTENT_SIZE_HEADER] = [str(upload.total)]
+                headers[CONTENT_SHA256_HEADER] = [upload.digest.hexdigest()]
             info = api.ObjectInfo(
                 name=key,
                 bucket=self.bucket,
                 nuid=nuid,
-                size=total,
-                chunks=chunks,
-                digest=_digest_field(digest.digest()),
+                size=upload.stored,
+                chunks=upload.chunks,
+                digest=_digest_field(upload.stored_digest.digest()),
                 mtime=datetime.now(UTC).isoformat(),
-                headers={"Content-Type": [content_type]},
+                headers=headers,
                 options=api.ObjectMetaOptions(max_chunk_size=self.chunk_size),
             )
             try:
@@ -214,11 +301,11 @@ class BlobStore:
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
                 raise Unavailable(f"blob bucket {self.bucket!r} did not store the meta record: {exc!r}") from exc
         except BaseException:
-            await asyncio.shield(self._discard(pending, chunk_subject))
+            await asyncio.shield(self._discard(upload.pending, upload.subject))
             raise
         if previous is not None and previous.nuid != nuid and not previous.deleted:
             await self._purge(OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self.bucket, obj=previous.nuid))
-        return ref_probe.model_copy(update={"size": total, "sha256": digest.hexdigest()})
+        return ref_probe.model_copy(update={"size": upload.total, "sha256": upload.digest.hexdigest()})
 
     # ---- read ----------------------------------------------------------------------------
     async def stat(self, key: str) -> BlobRef:
@@ -247,15 +334,78 @@ class BlobStore:
             raise PermanentFailure(f"blob {ref.key!r} changed since the reference was made", code="blob-mismatch")
         if ref.size == 0:
             return
-        async for chunk in self._read_chunks(ref, info.nuid):
+        header = _seal_header(ref.key, info)
+        if header is None:
+            async for chunk in self._read_chunks(ref.key, info.nuid, ref.size, ref.sha256):
+                yield chunk
+            return
+        if self.keyring is None:
+            raise PermanentFailure(
+                f"blob {ref.key!r} is encrypted and this store has no keyring", code="blob-encrypted"
+            )
+        data_key = await self.keyring.unwrap(header)
+        stored_sha = _hex_from_digest_field(info.digest) or ""
+        digest = hashlib.sha256()
+        total = index = 0
+        last = (info.chunks or 0) - 1
+        async for sealed in self._read_chunks(ref.key, info.nuid, info.size or 0, stored_sha):
+            # GCM authenticates each chunk before it is handed out (and its place: index, last).
+            chunk = open_chunk(data_key, header, index, sealed, final=index == last)
+            index += 1
+            digest.update(chunk)
+            total += len(chunk)
             yield chunk
+        if index != last + 1 or total != ref.size or digest.hexdigest() != ref.sha256:
+            raise PermanentFailure(f"blob {ref.key!r} is corrupt (SHA-256 mismatch)", code="blob-corrupt")
 
-    async def _read_chunks(self, ref: BlobRef, nuid: str) -> AsyncIterator[bytes]:
+    async def rewrap(self, ref: BlobRef | str) -> bool:
+        """Re-wrap an encrypted blob's data key with the newest version of its tenant key.
+
+        After a key rotation, so old key versions can be retired; only the meta record is
+        rewritten (same chunks, same data key). Returns whether anything changed (``False`` for
+        a plaintext blob or one already on the newest version). ``Conflict`` if the blob was
+        replaced meanwhile.
+        """
+        key = ref if isinstance(ref, str) else ref.key
+        if self.keyring is None:
+            return False
+        subject = self._meta_subject(key)
+        try:
+            msg = await self._js.get_last_msg(self._stream, subject)
+        except NotFoundError:
+            raise NotFound(f"no blob {key!r} in bucket {self.bucket!r}") from None
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise Unavailable(f"JetStream did not answer for blob {key!r}: {exc!r}") from exc
+        info = api.ObjectInfo.from_response(json.loads(msg.data or b"{}"))
+        self._ref_from_info(key, info)
+        header = _seal_header(key, info)
+        if header is None:
+            return False
+        fresh = await self.keyring.rewrap(header)
+        if fresh.key_version == header.key_version:
+            return False
+        info.headers = {**(info.headers or {}), ENCRYPTION_HEADER: [fresh.to_json()]}
+        try:
+            # Only if the meta record is still the one read: a concurrent put must not be undone.
+            await self._js.publish(
+                subject,
+                json.dumps(info.as_dict()).encode(),
+                timeout=self.timeout,
+                headers={**_ROLLUP_HEADERS, "Nats-Expected-Last-Subject-Sequence": str(msg.seq)},
+            )
+        except nats.js.errors.BadRequestError as exc:
+            raise Conflict(f"blob {key!r} changed while its key was rewrapped; rewrap it again") from exc
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise Unavailable(f"blob bucket {self.bucket!r} did not store the rewrapped meta record: {exc!r}") from exc
+        return True
+
+    async def _read_chunks(self, key: str, nuid: str, size: int, sha256: str) -> AsyncIterator[bytes]:
+        """The stored chunks, checked against the stored ``size`` and ``sha256`` at the end."""
         subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self.bucket, obj=nuid)
         try:
             sub = await self._js.subscribe(subject, stream=self._stream, ordered_consumer=True)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
-            raise Unavailable(f"cannot read blob {ref.key!r}: {exc!r}") from exc
+            raise Unavailable(f"cannot read blob {key!r}: {exc!r}") from exc
         digest = hashlib.sha256()
         total = 0
         try:
@@ -263,18 +413,18 @@ class BlobStore:
                 try:
                     msg = await sub.next_msg(timeout=self.timeout)
                 except nats.errors.TimeoutError:
-                    raise Unavailable(f"reading blob {ref.key!r} stalled after {total} bytes") from None
+                    raise Unavailable(f"reading blob {key!r} stalled after {total} bytes") from None
                 digest.update(msg.data)
                 total += len(msg.data)
-                if total > ref.size:
+                if total > size:
                     break
                 yield msg.data
                 if msg.metadata.num_pending == 0:
                     break
         finally:
             await sub.unsubscribe()
-        if total != ref.size or digest.hexdigest() != ref.sha256:
-            raise PermanentFailure(f"blob {ref.key!r} is corrupt (SHA-256 mismatch)", code="blob-corrupt")
+        if total != size or digest.hexdigest() != sha256:
+            raise PermanentFailure(f"blob {key!r} is corrupt (SHA-256 mismatch)", code="blob-corrupt")
 
     # ---- delete --------------------------------------------------------------------------
     async def delete(self, ref: BlobRef | str) -> None:
@@ -291,12 +441,21 @@ class BlobStore:
     def _ref_from_info(self, key: str, info: api.ObjectInfo | None) -> BlobRef:
         if info is None or info.deleted:
             raise NotFound(f"no blob {key!r} in bucket {self.bucket!r}")
+        headers = info.headers or {}
+        size = info.size or 0
         sha = _hex_from_digest_field(info.digest)
+        if ENCRYPTION_HEADER in headers:  # the ref describes the plaintext, the meta record the ciphertext
+            try:
+                size = int(headers[CONTENT_SIZE_HEADER][0])
+                sha = str(headers[CONTENT_SHA256_HEADER][0])
+            except (KeyError, IndexError, ValueError):
+                raise PermanentFailure(
+                    f"encrypted blob {key!r} has no plaintext size or digest", code="blob-corrupt"
+                ) from None
         if sha is None:
             raise PermanentFailure(f"blob {key!r} has no SHA-256 digest", code="blob-corrupt")
-        headers = info.headers or {}
         content_type = (headers.get("Content-Type") or ["application/octet-stream"])[0]
-        return BlobRef(bucket=self.bucket, key=key, size=info.size or 0, sha256=sha, content_type=content_type)
+        return BlobRef(bucket=self.bucket, key=key, size=size, sha256=sha, content_type=content_type)
 
     def _meta_subject(self, key: str) -> str:
         return OBJ_META_PRE_TEMPLATE.format(bucket=self.bucket, obj=base64.urlsafe_b64encode(key.encode()).decode())

@@ -1,10 +1,12 @@
-# Policy of every Hearth service's AppRole (single-box default). The governance issue narrows it
-# per service and per tenant key.
-path "transit/encrypt/*"  { capabilities = ["update"] }
-path "transit/decrypt/*"  { capabilities = ["update"] }
-path "transit/datakey/*"  { capabilities = ["update"] }
-path "transit/rewrap/*"   { capabilities = ["update"] }
-path "transit/keys/*"     { capabilities = ["create", "read", "update"] }
+# Policy of every Hearth service's AppRole (single-box default): envelope encryption under the
+# tenant keys and nothing else of transit. A tenant's key is created on its first use through
+# `encrypt` (transit creates a missing key there when the token has `create` on that path), so
+# services need no rights on `transit/keys/` at all: reading, configuring, rotating and deleting
+# keys is the keyadmin role's (hearth-keyadmin.hcl).
+path "transit/encrypt/hearth-tenant-*"           { capabilities = ["create", "update"] }
+path "transit/datakey/plaintext/hearth-tenant-*" { capabilities = ["update"] }
+path "transit/decrypt/hearth-tenant-*"           { capabilities = ["update"] }
+path "transit/rewrap/hearth-tenant-*"            { capabilities = ["update"] }
 path "secret/data/hearth/*"     { capabilities = ["read"] }
 path "secret/metadata/hearth/*" { capabilities = ["read", "list"] }
 path "auth/token/lookup-self"   { capabilities = ["read"] }

@@ -57,7 +57,8 @@ def tenant_scope(principal: Principal) -> str | None:
     return None if is_admin(principal) else principal.tenant
 
 
-async def store_upload(blobs: BlobStore, upload: UploadFile) -> DocumentUpload:
+async def store_upload(blobs: BlobStore, upload: UploadFile, tenant: str) -> DocumentUpload:
+    """Stream an upload into the blob store, encrypted under ``tenant``'s key."""
     first = await upload.read(CHUNK_SIZE)
     if not first:
         raise BadRequest("the upload is empty: send the document in the `file` field")
@@ -69,7 +70,7 @@ async def store_upload(blobs: BlobStore, upload: UploadFile) -> DocumentUpload:
             chunk = await upload.read(CHUNK_SIZE)
 
     content_type = upload.content_type or "application/octet-stream"
-    blob = await blobs.put(chunks(), content_type=content_type)
+    blob = await blobs.put(chunks(), content_type=content_type, tenant=tenant)
     return DocumentUpload(blob=blob, filename=upload.filename or None, content_type=content_type)
 
 

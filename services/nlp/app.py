@@ -33,6 +33,8 @@ def main() -> None:
         engine = postgres_engine(ctx.settings, pool_size=2)
         stack.push_async_callback(engine.dispose)
         await asyncio.to_thread(segment.ready)
-        analyzer.bind(ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings), ClassifierStore(engine))
+        analyzer.bind(
+            ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings, service=ctx.name), ClassifierStore(engine)
+        )
 
     run(create_registry(analyzer), on_start=on_start)

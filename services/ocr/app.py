@@ -28,6 +28,6 @@ def main() -> None:
     extractor = Extractor()
 
     async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
-        extractor.bind(ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings))
+        extractor.bind(ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings, service=ctx.name))
 
     run(create_registry(extractor), on_start=on_start)

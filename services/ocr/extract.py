@@ -44,7 +44,7 @@ from services.ocr.pages import (
     image_pages,
 )
 from services.ocr.sniff import claimed_kind, sniff
-from shared.blobstore import BlobStore
+from shared.blobstore import DEFAULT_TENANT, BlobStore
 from shared.bus import Bus
 from shared.documents import (
     INLINE_TEXT_LIMIT,
@@ -114,7 +114,8 @@ class Extractor:
             warnings=document_warnings,
         )
         key = f"ocr/{inp.context.key}.json" if inp.context else None
-        result = await blobs.put(extracted.model_dump_json().encode(), "application/json", key=key)
+        tenant = inp.context.tenant if inp.context else DEFAULT_TENANT
+        result = await blobs.put(extracted.model_dump_json().encode(), "application/json", key=key, tenant=tenant)
         content = markdown if markdown is not None else text
         sources: dict[str, int] = {}
         for page in pages:

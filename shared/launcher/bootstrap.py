@@ -298,7 +298,7 @@ async def bootstrap_openbao(settings: HearthSettings, timeout: float = 90.0) -> 
 
 
 async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSettings, headers: dict[str, str]) -> None:
-    """One AppRole per service (policy ``hearth-service``); credentials kept 0600 in secrets/.
+    """One AppRole per service (policy ``hearth-service``) and ``keyadmin``; credentials kept 0600 in secrets/.
 
     Services log in with these, never with the root token.
     """
@@ -306,16 +306,19 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
     auths = (await client.get(f"{url}/v1/sys/auth", headers=headers)).json()
     if "approle/" not in auths.get("data", auths):
         (await client.post(f"{url}/v1/sys/auth/approle", headers=headers, json={"type": "approle"})).raise_for_status()
-    policy = (REPO_ROOT / "infra" / "openbao" / "hearth-service.hcl").read_text()
-    (
-        await client.put(f"{url}/v1/sys/policies/acl/hearth-service", headers=headers, json={"policy": policy})
-    ).raise_for_status()
-    for service in SERVICES:
+    for name in ("hearth-service", "hearth-keyadmin"):
+        policy = (REPO_ROOT / "infra" / "openbao" / f"{name}.hcl").read_text()
+        (
+            await client.put(f"{url}/v1/sys/policies/acl/{name}", headers=headers, json={"policy": policy})
+        ).raise_for_status()
+    # The services' roles, and keyadmin's (rotation, crypto-shredding: shared.crypto.KeyAdmin).
+    roles = [(service, "hearth-service") for service in SERVICES] + [("keyadmin", "hearth-keyadmin")]
+    for service, policy_name in roles:
         path = settings.secret_path(f"approle-{service}.json")
         if path.exists():
             continue
         role = f"hearth-{service}"
-        spec = {"token_policies": ["hearth-service"], "token_ttl": "1h", "token_max_ttl": "24h", "secret_id_ttl": "0"}
+        spec = {"token_policies": [policy_name], "token_ttl": "1h", "token_max_ttl": "24h", "secret_id_ttl": "0"}
         (await client.post(f"{url}/v1/auth/approle/role/{role}", headers=headers, json=spec)).raise_for_status()
         role_id = (await client.get(f"{url}/v1/auth/approle/role/{role}/role-id", headers=headers)).json()["data"][
             "role_id"
@@ -336,7 +339,7 @@ async def bootstrap_nats(settings: HearthSettings) -> None:
     bus = await Bus.connect(settings, name="hearth-launcher")
     try:
         await bus.ensure_streams()
-        await BlobStore.create(bus.js, settings)
+        await BlobStore.create(bus.js, settings, service=None)  # the bucket only; setup stores no data
     finally:
         await bus.close()
 

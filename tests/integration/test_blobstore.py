@@ -60,7 +60,8 @@ async def test_multi_megabyte_round_trip_from_an_async_iterator(store: BlobStore
 
     chunks = [chunk async for chunk in store.open(ref)]
     assert b"".join(chunks) == data
-    assert max(len(c) for c in chunks) == CHUNK_SIZE  # streamed, never held whole
+    assert len(chunks) > 1
+    assert max(len(c) for c in chunks) <= CHUNK_SIZE  # streamed, never held whole
 
 
 async def test_round_trip_from_bytes_and_files(store: BlobStore, tmp_path: Path) -> None:
@@ -139,8 +140,10 @@ async def test_delete(bus: Bus, store: BlobStore) -> None:
 
 
 async def test_objects_stay_readable_by_nats_py(bus: Bus, store: BlobStore) -> None:
+    # A store without a keyring writes plaintext (encrypted objects: tests/integration/test_encryption.py).
+    plain = BlobStore(bus.js, bucket=store.bucket, max_bytes=MB)
     data = os.urandom(400_000)
-    ref = await store.put(data, key="interop", content_type="text/csv")
+    ref = await plain.put(data, key="interop", content_type="text/csv")
     result = await (await bus.js.object_store(store.bucket)).get("interop")
     assert result.data == data
     assert result.info.headers == {"Content-Type": ["text/csv"]}

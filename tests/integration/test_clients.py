@@ -20,12 +20,18 @@ def test_each_service_has_an_approle_that_can_use_transit_but_not_administer(sta
         assert stack.secret_path(f"approle-{service}.json").stat().st_mode & 0o777 == 0o600
     client = vault_client(stack, "ocr")
     assert client.is_authenticated()
-    key = f"test-{uuid.uuid4().hex[:8]}"
-    client.secrets.transit.create_key(name=key)
+    key = f"hearth-tenant-test-{uuid.uuid4().hex[:8]}"  # the policy allows tenant keys only
+    client.secrets.transit.encrypt_data(name=key, plaintext="AA==")  # creates the tenant key (upsert)
     datakey = client.secrets.transit.generate_data_key(name=key, key_type="plaintext")["data"]
     assert datakey["ciphertext"].startswith("vault:v1:")
     with pytest.raises(hvac.exceptions.Forbidden):
         client.sys.list_mounted_secrets_engines()
+    with pytest.raises(hvac.exceptions.Forbidden):  # rotation and deletion are keyadmin's
+        client.secrets.transit.rotate_key(name=key)
+    with pytest.raises(hvac.exceptions.Forbidden):  # keys are not configured through transit/keys/
+        client.secrets.transit.create_key(name=f"hearth-tenant-other-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(hvac.exceptions.Forbidden):  # and only tenant keys exist for services
+        client.secrets.transit.encrypt_data(name=f"other-{uuid.uuid4().hex[:8]}", plaintext="AA==")
 
 
 async def test_postgres_engine_runs_as_the_service_role(stack: HearthSettings) -> None:

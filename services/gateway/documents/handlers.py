@@ -163,7 +163,7 @@ class DocumentsController(Controller):
         if request.content_type[0] == RequestEncodingType.MULTI_PART:
             form, file = await _form(request)
             try:
-                uploaded = await store_upload(blobs, file)
+                uploaded = await store_upload(blobs, file, principal.tenant)
             finally:
                 await file.close()
             source = DocumentSource(blob=uploaded.blob, filename=uploaded.filename, content_type=uploaded.content_type)

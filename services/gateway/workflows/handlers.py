@@ -301,7 +301,7 @@ class WorkflowsController(Controller):
             body, file = await _form_request(request)
             try:
                 described = _document_description(body.input)
-                upload = await store_upload(blob_store, file)
+                upload = await store_upload(blob_store, file, principal.tenant)
             finally:
                 await file.close()
             run_input = {**body.input, "document": {**described, **upload.model_dump(mode="json")}}
