@@ -55,6 +55,8 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_HOME": str(home),
             "HEARTH_PORT_OFFSET": str(offset),
             "HEARTH_ENVIRONMENT": "test",
+            # A loaded 2-core box takes more than the default 120 s to bring the tier up.
+            "HEARTH_STARTUP_TIMEOUT_S": "300",
             # The tests' tiny models beside the platform's, a budget they can exceed, a short idle TTL.
             "HEARTH_TRITON_EXTRA_MODEL_REPOSITORIES": str(TEST_MODELS),
             # The engine tests' workflows beside the shipped ones.
