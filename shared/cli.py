@@ -252,7 +252,8 @@ def models_add_generator(
         f"{escape(str(written.get('architecture')))}, {written.get('size_mb')} MB, about {written['memory_mb']} MB "
         f"loaded with a context of {written['n_ctx']} tokens, chat template: "
         f"{'yes' if written.get('chat_template') else 'no'}. "
-        f"It loads on its first request (or `hearth models load {escape(written['name'])}`)."
+        f"It loads on its first request (or `hearth models load {escape(written['name'])}`).",
+        soft_wrap=True,  # one line: the path stays whole for copying, whatever the terminal's width
     )
 
 

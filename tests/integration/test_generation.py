@@ -33,7 +33,7 @@ TINY_GGUF = REPO_ROOT / "infra" / "triton" / "tools" / "tiny_gguf.py"
 
 def _add_generator(stack: HearthSettings, env: dict[str, str], weights: Path, name: str) -> Path:
     result = hearth_cli(env, "models", "add-generator", "--weights", str(weights), "--name", name)
-    assert "chat template: yes" in result.stdout, result.stdout
+    assert "chat template: yes" in " ".join(result.stdout.split()), result.stdout
     return stack.triton_user_model_repository / name
 
 
