@@ -105,6 +105,16 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
             p50, p99 = pct(latencies[label], 50), pct(latencies[label], 99)
             change = f"   throughput {100 * (per_s / off - 1):+.1f}% vs off" if label == "telemetry on" else ""
             print(f"  {label:<14} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {per_s:8.0f} req/s{change}")
+        # Each round pairs the two variants back to back: the median of the paired ratios is what
+        # a drifting box disturbs least, and their spread says how far to trust it.
+        ratios = sorted(
+            100 * (on / off_ - 1) for on, off_ in zip(rates["telemetry on"], rates["telemetry off"], strict=True)
+        )
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
+        print(
+            f"  paired rounds: median {statistics.median(ratios):+.1f}% "
+            f"(quartiles {quartiles[0]:+.1f}% .. {quartiles[2]:+.1f}%, {len(ratios)} rounds)"
+        )
         print("target: <= 5% throughput loss with telemetry on")
     finally:
         for client in clients.values():
