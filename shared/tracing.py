@@ -61,6 +61,8 @@ _SETTER = _HeaderSetter()
 
 INFERENCE_ROOT_SUFFIX: Final = "/infer"
 INFERENCE_ROOT_PREFIX: Final = "infer "
+PRESAMPLED: Final = "hearth.presampled"
+"""Span attribute: the caller already kept this inference trace at the ratio (the gateway does)."""
 
 
 class HearthSampler(Sampler):
@@ -92,6 +94,8 @@ class HearthSampler(Sampler):
         if parent.is_valid:
             decision = Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else Decision.DROP
             return SamplingResult(decision, attributes, parent.trace_state)
+        if attributes and attributes.get(PRESAMPLED):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
         if name.endswith(INFERENCE_ROOT_SUFFIX) or name.startswith(INFERENCE_ROOT_PREFIX):
             return self._ratio.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)

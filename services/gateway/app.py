@@ -205,7 +205,7 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         governance=GovernanceServices(keys=keys, audit=audit_log),
     )
     config = uvicorn.Config(
-        Instrumented(app) if ctx.settings.telemetry_enabled else app,
+        Instrumented(app, ctx.settings.trace_inference_ratio) if ctx.settings.telemetry_enabled else app,
         host=ctx.settings.bind_host,
         port=ctx.settings.gateway_port,
         log_level="warning",

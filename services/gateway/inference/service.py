@@ -466,12 +466,17 @@ class ModelService:
         canary, version = self._canary_version(name)
         started = time.perf_counter()
         try:
-            with _tracer.start_as_current_span(f"triton {name}", kind=trace.SpanKind.CLIENT) as span:
-                span.set_attribute("hearth.model", name)
+            if trace.get_current_span().is_recording():  # a dropped trace gets no client span either
+                with _tracer.start_as_current_span(f"triton {name}", kind=trace.SpanKind.CLIENT) as span:
+                    span.set_attribute("hearth.model", name)
+                    answer = await self._triton.infer(
+                        name, inputs, outputs, timeout_s=timeout_s, request_id=request_id, model_version=version
+                    )
+                    span.set_attribute("hearth.model_version", answer[1] or "")
+            else:
                 answer = await self._triton.infer(
                     name, inputs, outputs, timeout_s=timeout_s, request_id=request_id, model_version=version
                 )
-                span.set_attribute("hearth.model_version", answer[1] or "")
         except HearthError as err:
             self._canary_record(name, canary, version, err.status < 500, started)
             raise
