@@ -54,6 +54,14 @@ def test_slow_canary_rolls_back_on_latency() -> None:
     assert "median latency" in (c.reason or "")
 
 
+def test_jitter_below_the_slack_is_not_a_regression() -> None:
+    c = canary(max_latency_ratio=1.5, latency_slack_ms=2.0)
+    for _ in range(10):
+        c.record("1", True, 1.0)
+        c.record("2", True, 2.5)  # 2.5x the baseline, yet 1.5 ms: noise for a millisecond model
+    assert c.verdict() == "promoted"
+
+
 def test_a_verdict_is_final() -> None:
     c = canary()
     for _ in range(10):

@@ -4,7 +4,9 @@ back automatically on its error rate and latency against the version serving now
 Both versions are loaded side by side (``version_policy: specific [old, new]``); the gateway picks
 the version per request. Once the canary has ``min_requests`` answers the verdict is taken:
 rolled back if its error rate exceeds the baseline's by more than ``max_error_rate_delta`` or its
-median latency exceeds ``max_latency_ratio`` times the baseline's, promoted otherwise.
+median latency exceeds ``max_latency_ratio`` times the baseline's and is more than
+``latency_slack_ms`` slower (a millisecond model's medians over a few dozen answers jitter by more
+than half on a busy host, which is noise, not a regression), promoted otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class CanaryRequest(BaseModel):
     min_requests: int = Field(50, ge=5, description="Canary answers needed before a verdict.")
     max_error_rate_delta: float = Field(0.02, ge=0, le=1, description="Tolerated extra error rate.")
     max_latency_ratio: float = Field(1.5, ge=1, description="Tolerated median latency vs the baseline.")
+    latency_slack_ms: float = Field(
+        2.0, ge=0, description="Median latency differences below this are never read as a regression."
+    )
 
 
 @dataclass
@@ -103,9 +108,17 @@ class Canary:
             )
             return self.status
         c50, b50 = self.canary.p50_ms, self.baseline.p50_ms
-        if c50 is not None and b50 is not None and c50 > self.request.max_latency_ratio * b50:
+        if (
+            c50 is not None
+            and b50 is not None
+            and c50 > self.request.max_latency_ratio * b50
+            and c50 - b50 > self.request.latency_slack_ms
+        ):
             self.status = "rolled_back"
-            self.reason = f"median latency {c50:.1f} ms vs {b50:.1f} ms (tolerance x{self.request.max_latency_ratio})"
+            self.reason = (
+                f"median latency {c50:.1f} ms vs {b50:.1f} ms "
+                f"(tolerance x{self.request.max_latency_ratio}, +{self.request.latency_slack_ms:g} ms)"
+            )
             return self.status
         self.status = "promoted"
         self.reason = f"{self.canary.requests} answers, error rate {self.canary.error_rate:.1%}, p50 {c50} ms"
