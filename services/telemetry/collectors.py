@@ -8,7 +8,6 @@ dashboard and an external Prometheus all see one set of names.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from shared.events.envelope import Envelope
 from shared.events.workflow import WorkflowCompleted, WorkflowFailed, WorkflowStepCompleted
+from shared.gpus import GpuReading, read_gpus
 from shared.metrics import LatencyHistogram, geometric_buckets
 
 # Workflow runs take seconds to hours: coarser than request latencies, same x1.1 precision.
@@ -149,49 +149,6 @@ def process_label(proc: psutil.Process) -> str | None:
     return None
 
 
-@dataclass
-class GpuStatus:
-    present: bool
-    reason: str
-    devices: list[dict[str, Any]] = field(default_factory=list)
-
-
-def read_gpus() -> GpuStatus:
-    """Every NVIDIA GPU through NVML; no driver or no device is reported as absent, with why."""
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
-        return GpuStatus(False, f"NVML unavailable: {exc}")
-    try:
-        count = pynvml.nvmlDeviceGetCount()
-        if count == 0:
-            return GpuStatus(False, "NVML found no NVIDIA GPU")
-        devices = []
-        for index in range(count):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            name = pynvml.nvmlDeviceGetName(handle)
-            devices.append(
-                {
-                    "index": index,
-                    "name": name.decode() if isinstance(name, bytes) else str(name),
-                    "utilization_percent": float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
-                    "memory_used_bytes": float(memory.used),
-                    "memory_total_bytes": float(memory.total),
-                    "power_watts": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
-                    "temperature_celsius": float(pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)),
-                }
-            )
-        return GpuStatus(True, f"{count} NVIDIA GPU(s)", devices)
-    except Exception as exc:
-        return GpuStatus(False, f"NVML error: {exc}")
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
-
-
 class HostCollector(Collector):
     """Host, per-process and GPU series, read when the endpoint is scraped (on its thread)."""
 
@@ -199,7 +156,7 @@ class HostCollector(Collector):
         self.disk_path = disk_path
         self.root_pid = root_pid  # supervisord: its descendants are the stack
         self._procs: dict[int, psutil.Process] = {}
-        self.gpu = GpuStatus(False, "not read yet")
+        self.gpu = GpuReading(False, "not read yet")
         psutil.cpu_percent(interval=None)  # primes the counter: the first real read covers a scrape interval
 
     def _stack_processes(self) -> Iterator[tuple[str, psutil.Process]]:
@@ -270,11 +227,13 @@ class HostCollector(Collector):
             ),
         }
         memory = GaugeMetricFamily("hearth_gpu_memory_bytes", "GPU memory.", labels=["gpu", "kind"])
-        for device in self.gpu.devices:
-            gpu = str(device["index"])
+        for sample in self.gpu.gpus:
+            gpu = str(sample.index)
             for key, family in families.items():
-                family.add_metric([gpu], device[key])
-            memory.add_metric([gpu, "used"], device["memory_used_bytes"])
-            memory.add_metric([gpu, "total"], device["memory_total_bytes"])
+                value = getattr(sample, key)
+                if value is not None:  # a field this board does not report is absent, not zero
+                    family.add_metric([gpu], value)
+            memory.add_metric([gpu, "used"], sample.memory_used_bytes)
+            memory.add_metric([gpu, "total"], sample.memory_total_bytes)
         yield from families.values()
         yield memory

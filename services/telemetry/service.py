@@ -243,7 +243,11 @@ class Telemetry:
             routes=routes,
             workflows=workflows,
             host=host,
-            gpu=GpuView(status="present" if gpu.present else "absent", reason=gpu.reason, devices=gpu.devices),
+            gpu=GpuView(
+                status="present" if gpu.present else "absent",
+                reason=gpu.reason,
+                devices=[sample.to_dict() for sample in gpu.gpus],
+            ),
             alerts=self._alerts(),
             recent_runs=await self._recent_runs(),
             scrape_errors=self.last_errors,

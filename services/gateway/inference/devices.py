@@ -10,6 +10,8 @@ from typing import Any
 
 import psutil
 
+from shared.gpus import read_gpus
+
 MB = 1024 * 1024
 
 
@@ -41,39 +43,18 @@ def cpu_device() -> Device:
 
 def gpu_devices() -> list[Device]:
     """NVIDIA GPUs seen by NVML; [] when there is no driver or no GPU."""
-    try:
-        import pynvml
-    except ImportError:
-        return []
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return []
-    try:
-        out = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            try:
-                utilisation: float | None = float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-            except pynvml.NVMLError:
-                utilisation = None
-            name = pynvml.nvmlDeviceGetName(handle)
-            uuid = pynvml.nvmlDeviceGetUUID(handle)
-            out.append(
-                Device(
-                    id=f"gpu:{index}",
-                    kind="gpu",
-                    name=name.decode() if isinstance(name, bytes) else str(name),
-                    memory_total_mb=round(memory.total / MB),
-                    memory_free_mb=round(memory.free / MB),
-                    utilisation_pct=utilisation,
-                    uuid=uuid.decode() if isinstance(uuid, bytes) else str(uuid),
-                )
-            )
-        return out
-    finally:
-        pynvml.nvmlShutdown()
+    return [
+        Device(
+            id=f"gpu:{gpu.index}",
+            kind="gpu",
+            name=gpu.name,
+            memory_total_mb=round(gpu.memory_total_bytes / MB),
+            memory_free_mb=round(gpu.memory_free_bytes / MB),
+            utilisation_pct=gpu.utilization_percent,
+            uuid=gpu.uuid,
+        )
+        for gpu in read_gpus().gpus
+    ]
 
 
 def inventory() -> list[Device]:
