@@ -30,7 +30,9 @@ def map_error(exc: InferenceServerException, model: str) -> HearthError:
     if "UNAVAILABLE" in status or "DEADLINE_EXCEEDED" in status or "failed to connect" in message.lower():
         return Unavailable(f"Triton is not reachable: {message}", extra={"retry_after_s": 5})
     lowered = message.lower()
-    if "unknown model" in lowered or "not found" in lowered or "NOT_FOUND" in status:
+    # Only Triton's own "no such model" phrasings: a model whose code fails to load because *its*
+    # file is not found ("FileNotFoundError: ... not found") is a load failure, not an unknown model.
+    if "unknown model" in lowered or "failed to poll from model repository" in lowered or "NOT_FOUND" in status:
         return NotFound(f"model {model!r} is not in the repository", code="unknown-model")
     if "is not ready" in lowered or "unavailable" in lowered:
         return Unavailable(f"model {model!r} is not loaded: {message}", code="model-not-ready")
