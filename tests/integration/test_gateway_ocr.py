@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import httpx
 import pytest
+from PIL import Image
 
 from shared.settings import HearthSettings
 from tests.data.generate import default_samples
@@ -35,6 +38,22 @@ def test_clean_chinese_and_english_pages_are_read(stack: HearthSettings, admin: 
         assert all(0 <= line["confidence"] <= 1 and len(line["polygon"]) == 4 for line in lines)
         error = cer(sample.lines, [line["text"] for line in lines])
         assert error <= 0.05, (sample.name, error, [line["text"] for line in lines])
+
+
+def test_every_page_of_a_multi_page_tiff_is_read(stack: HearthSettings, admin: dict[str, str]) -> None:
+    samples = [s for s in default_samples() if s.condition == "clean"][:2]
+    frames = [Image.open(io.BytesIO(s.data)).convert("RGB") for s in samples]
+    scan = io.BytesIO()
+    frames[0].save(scan, format="TIFF", save_all=True, append_images=frames[1:], compression="tiff_lzw")
+    resp = ocr(stack, admin, "scan.tiff", scan.getvalue(), "image/tiff")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [page["number"] for page in body["pages"]] == [1, 2]
+    assert body["lines"] == body["pages"][0]["lines"]
+    for sample, page in zip(samples, body["pages"], strict=True):
+        assert (page["width"], page["height"]) == Image.open(io.BytesIO(sample.data)).size
+        error = cer(sample.lines, [line["text"] for line in page["lines"]])
+        assert error <= 0.05, (sample.name, error)
 
 
 @pytest.mark.parametrize(
