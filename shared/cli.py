@@ -140,6 +140,95 @@ def logs(
         raise typer.Exit(0) from None
 
 
+backup_app = typer.Typer(help="Encrypted, consistent archives of the whole stack's state (see `hearth restore`).")
+app.add_typer(backup_app, name="backup")
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        exists=True,
+        dir_okay=False,
+        help="A file whose first line is the archive passphrase (else HEARTH_BACKUP_PASSPHRASE).",
+    ),
+]
+
+
+@backup_app.command("create")
+def backup_create(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Archive path; default ./hearth-<time>.hbk.")] = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Archive the running stack: database, Temporal, OpenBao, blobs, dead letters, secrets, user models."""
+    from shared.launcher import backup
+
+    settings = _settings()
+    target = out or Path(f"hearth-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.hbk")
+    try:
+        manifest = backup.create_backup(
+            settings,
+            target,
+            backup.passphrase_from(passphrase_file),
+            report=lambda line: console.print(f"[dim]·[/dim] {line}"),
+        )
+    except backup.BackupError as exc:
+        _fail(str(exc))
+        return
+    console.print(f"[green]backup written[/green] {target} ({len(manifest.members)} files)", soft_wrap=True)
+    console.print("  It holds OpenBao's unseal key: keep it, and its passphrase, as you would the machine.")
+
+
+@backup_app.command("verify")
+def backup_verify(
+    archive: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The archive to check.")],
+    passphrase_file: PassphraseFile = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Decrypt an archive and check every file against its manifest; restores nothing."""
+    from shared.launcher import backup
+
+    try:
+        manifest = backup.verify_backup(archive, backup.passphrase_from(passphrase_file))
+    except backup.BackupError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        print(manifest.to_json().decode())
+        return
+    total = sum(m["bytes"] for m in manifest.members.values())
+    console.print(
+        f"[green]ok[/green] {archive}: taken {manifest.created_at}, schema {manifest.alembic_revision}, "
+        f"{len(manifest.members)} files, {total / 1e6:.1f} MB, streams {manifest.streams}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def restore(
+    archive: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="An archive from `hearth backup create`.")
+    ],
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Bring an archive back as a running stack, into an empty state dir (HEARTH_HOME)."""
+    from shared.launcher import backup
+
+    settings = _settings()
+    try:
+        manifest = backup.restore_backup(
+            settings,
+            archive,
+            backup.passphrase_from(passphrase_file),
+            report=lambda line: console.print(f"[dim]·[/dim] {line}"),
+        )
+    except (backup.BackupError, stack.LaunchError, SupervisorError) as exc:
+        _fail(str(exc))
+        return
+    console.print(
+        f"[green]restored[/green] the archive of {manifest.created_at} into {settings.home}; Hearth is up",
+        soft_wrap=True,
+    )
+
+
 models_app = typer.Typer(help="Models served by Triton, through the gateway (uses the admin key by default).")
 app.add_typer(models_app, name="models")
 

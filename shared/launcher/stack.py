@@ -220,24 +220,28 @@ async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
         return ComponentHealth(name="postgres", status="down", detail=str(exc) or type(exc).__name__)
 
 
-def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
-    """Start (or complete) the stack and wait until every component is healthy; returns seconds."""
-    started = time.monotonic()
-    sup = Supervisor(settings)
-    running = sup.daemon_pid()
+def _prepare(settings: HearthSettings, sup: Supervisor) -> list[Component]:
+    """Preflight before touching the state dir (binaries, then on a first start free ports); state."""
     try:
-        # Preflight before touching the state dir: binaries, then (first start) free ports.
         components = build_components(settings)
-        if running is None:
+        if sup.daemon_pid() is None:
             check_ports(settings, components)
         bootstrap.prepare_state(settings)
-        components = build_components(settings)  # again: now with the secrets it references
+        return build_components(settings)  # again: now with the secrets it references
     except (MissingBinary, bootstrap.StateError, SettingsError) as exc:
         raise LaunchError(str(exc)) from None
     except PermissionError as exc:
         raise LaunchError(
             f"cannot write the state directory {settings.home}: {exc}. Set HEARTH_HOME to a writable path."
         ) from None
+
+
+def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
+    """Start (or complete) the stack and wait until every component is healthy; returns seconds."""
+    started = time.monotonic()
+    sup = Supervisor(settings)
+    running = sup.daemon_pid()
+    components = _prepare(settings, sup)
     if running is None:
         _render(settings, components)
         sup.start_daemon()
@@ -246,7 +250,35 @@ def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
         report(f"Hearth is already running under supervisord pid {running}: checking every component")
         _render(settings, components)
         sup.reload_config()
+        from shared.natsauth import signal_reload  # the event catalog: only when it is needed
+
+        if settings.nats_auth and signal_reload(settings):
+            report("nats-server reloaded its users and permissions")
     return asyncio.run(_start_tiers(settings, sup, components, report, started))
+
+
+def up_infrastructure(settings: HearthSettings, report: Reporter = _quiet) -> None:
+    """Start supervisord and the infrastructure tier only, before any bootstrap (``hearth restore``
+    puts the archived state into them, then ``up`` completes the stack)."""
+    sup = Supervisor(settings)
+    if sup.daemon_pid() is not None:
+        raise LaunchError(f"Hearth is already running for {settings.home}: stop it first (`hearth down`)")
+    components = _prepare(settings, sup)
+    _render(settings, components)
+    sup.start_daemon()
+    infra = [c.name for c in components if c.tier == 0]
+    for name in infra:
+        sup.start(name)
+    asyncio.run(
+        _wait_ready(
+            sup,
+            settings,
+            infra,
+            lambda n: _probe_infra(settings, n, before_bootstrap=True),
+            settings.startup_timeout_s,
+        )
+    )
+    report(f"infrastructure up: {', '.join(infra)} (state dir {settings.home})")
 
 
 async def _start_tiers(
