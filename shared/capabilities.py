@@ -42,6 +42,7 @@ services where that matters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import logging
@@ -63,6 +64,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, Field, ValidationError
 from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 from temporalio.exceptions import ApplicationError
 
 from shared.bus import Bus, request
@@ -86,7 +88,21 @@ ResultT = TypeVar("ResultT", bound=BaseModel)
 
 SUBJECT_PREFIX: Final = "hearth.svc"
 DATA_CONVERTER: Final = pydantic_data_converter
-"""The Temporal data converter every Hearth client and worker uses (pydantic models as JSON)."""
+"""Pydantic models as JSON, without encryption: what ``encrypted_data_converter`` builds on, and
+what replays histories recorded as plaintext. Live clients and workers get the encrypted one from
+``shared.clients.temporal_client``."""
+
+
+def encrypted_data_converter(codec: PayloadCodec) -> DataConverter:
+    """``DATA_CONVERTER`` with every payload sealed by ``codec`` (``shared.crypto.payload_codec``).
+
+    Failure messages and stack traces move into an encoded payload too (Temporal's
+    ``DefaultFailureConverterWithEncodedAttributes``): an error may quote the document it failed on.
+    """
+    return dataclasses.replace(
+        DATA_CONVERTER, payload_codec=codec, failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+    )
+
 
 _SERVICE_RE: Final = r"[a-z][a-z0-9_]*"
 _NAME_RE: Final = re.compile(rf"^({_SERVICE_RE})\.({_SERVICE_RE}(\.{_SERVICE_RE})*)$")

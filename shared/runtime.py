@@ -31,7 +31,9 @@ from temporalio.worker import Worker
 
 from shared.bus import Bus
 from shared.capabilities import CapabilityRegistry, ServiceHealth
-from shared.clients import temporal_client
+from shared.clients import payload_codec, temporal_client
+from shared.crypto.payload_codec import EnvelopePayloadCodec
+from shared.errors import Unavailable
 from shared.logging import configure_logging
 from shared.metrics import MetricsServer
 from shared.metrics import set_enabled as set_metrics_enabled
@@ -51,6 +53,8 @@ class ServiceContext:
     settings: HearthSettings
     bus: Bus
     temporal: TemporalClient
+    codec: EnvelopePayloadCodec | None = None
+    """The payload codec ``temporal`` encrypts with (the gateway's codec endpoint serves it)."""
     started_at: float = field(default_factory=time.monotonic)
     checks: dict[str, Callable[[], Awaitable[tuple[bool, str]]]] = field(default_factory=dict)
     """Extra health checks a service adds: name -> async () -> (ok, detail)."""
@@ -107,6 +111,19 @@ def _export_spans(name: str, bus: Bus, settings: HearthSettings, loop: asyncio.A
     setup_tracing(name, exporters=exporters)
 
 
+async def _payload_codec(settings: HearthSettings, name: str) -> EnvelopePayloadCodec:
+    """The service's own AppRole seals its workflow payloads (``shared.crypto.payload_codec``).
+
+    OpenBao being away stops the start here, with the reason in the log, and supervisor retries
+    with back-off.
+    """
+    try:
+        return await payload_codec(settings, name)
+    except Unavailable as exc:
+        log.error("cannot start without OpenBao", service=name, error=exc.detail)
+        raise SystemExit(1) from exc
+
+
 async def serve(
     registry: CapabilityRegistry,
     *,
@@ -139,8 +156,9 @@ async def serve(
             metrics = _start_metrics(name, settings)
             if metrics is not None:
                 stack.callback(metrics.stop)
-        temporal = await temporal_client(settings)
-        ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal)
+        codec = await _payload_codec(settings, name)
+        temporal = await temporal_client(settings, codec=codec)
+        ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal, codec=codec)
         worker: Worker | None = None
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         worker_activities = [*registry.activities(), *activities]

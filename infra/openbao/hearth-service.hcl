@@ -7,6 +7,10 @@ path "transit/encrypt/hearth-tenant-*"           { capabilities = ["create", "up
 path "transit/datakey/plaintext/hearth-tenant-*" { capabilities = ["update"] }
 path "transit/decrypt/hearth-tenant-*"           { capabilities = ["update"] }
 path "transit/rewrap/hearth-tenant-*"            { capabilities = ["update"] }
+# Temporal payloads (shared/crypto/payload_codec.py): data keys under the platform key made at
+# setup, and unwrapping them; nothing else of that key (no encrypt: a service cannot create it).
+path "transit/datakey/plaintext/hearth-payloads" { capabilities = ["update"] }
+path "transit/decrypt/hearth-payloads"           { capabilities = ["update"] }
 path "secret/data/hearth/*"     { capabilities = ["read"] }
 path "secret/metadata/hearth/*" { capabilities = ["read", "list"] }
 path "auth/token/lookup-self"   { capabilities = ["read"] }

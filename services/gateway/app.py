@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -39,6 +40,8 @@ from services.gateway.service import HealthService
 from services.gateway.settings import GatewaySettings
 from services.gateway.telemetry.handlers import TelemetryClient, TelemetryController
 from services.gateway.telemetry.handlers import dependencies as telemetry_dependencies
+from services.gateway.workflows.codec import CodecController, CodecServices, codec_cors
+from services.gateway.workflows.codec import dependencies as codec_dependencies
 from services.gateway.workflows.handlers import RunsController, WorkflowsController, WorkflowServices
 from services.gateway.workflows.handlers import dependencies as workflow_dependencies
 from shared import segment
@@ -68,6 +71,8 @@ def create_app(
     document_services: DocumentServices,
     telemetry: TelemetryClient,
     governance: GovernanceServices | None = None,
+    codec: CodecServices | None = None,
+    codec_origins: Sequence[str] = (),
     version: str = "0.1.0",
 ) -> Litestar:
     """The REST API; dependencies are built by the caller and handed in."""
@@ -89,6 +94,7 @@ def create_app(
             DocumentsController,
             TelemetryController,
             *([KeysController, audit] if governance else []),
+            *([CodecController] if codec else []),
             search,
             ask,
             devices,
@@ -104,8 +110,11 @@ def create_app(
             **document_dependencies(document_services),
             **telemetry_dependencies(telemetry),
             **(governance_dependencies(governance) if governance else {}),
+            **(codec_dependencies(codec) if codec else {}),
         },
         guards=[guard],
+        # CORS for the Temporal UI on /v1/codec only; the rest of the API is for same-origin and non-browser clients.
+        middleware=[codec_cors(codec_origins)] if codec else [],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(
             title="Hearth API",
@@ -203,6 +212,8 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         document_services=document_services,
         telemetry=TelemetryClient(ctx.bus),
         governance=GovernanceServices(keys=keys, audit=audit_log),
+        codec=CodecServices(ctx.codec, ctx.settings.temporal_namespace) if ctx.codec else None,
+        codec_origins=gateway_settings.codec_cors_origins(ctx.settings.temporal_ui_url),
     )
     config = uvicorn.Config(
         Instrumented(app, ctx.settings.trace_inference_ratio) if ctx.settings.telemetry_enabled else app,

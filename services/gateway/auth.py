@@ -18,6 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.crypto.payload_codec import CODEC_PATH
 from shared.errors import Forbidden, Unauthorized
 from shared.identity.apikeys import ApiKeyStore, Principal, parse_prefix
 from shared.identity.audit import AuditEntry, AuditLog
@@ -26,6 +27,9 @@ from shared.settings import REPO_ROOT
 CASBIN_DIR = REPO_ROOT / "infra" / "casbin"
 PUBLIC_PREFIXES = ("/schema",)
 """The API documents and their assets; everything else is checked route by route."""
+
+CODEC_SESSION_COOKIE = "hearth_codec"
+"""The cookie of a codec session (``POST /v1/codec/session``): an admin's key for the Temporal UI."""
 
 log = structlog.get_logger("gateway.auth")
 
@@ -38,7 +42,12 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
-    return connection.headers.get("x-api-key")
+    key = connection.headers.get("x-api-key")
+    if key is None and connection.url.path.startswith(CODEC_PATH + "/"):
+        # The Temporal UI cannot send a header: a codec session's cookie, on the codec routes only
+        # (services/gateway/workflows/codec.py); it is verified like any key.
+        key = connection.cookies.get(CODEC_SESSION_COOKIE)
+    return key
 
 
 def key_prefix(key: str) -> str | None:

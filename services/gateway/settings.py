@@ -35,6 +35,13 @@ class GatewaySettings(BaseSettings):
     ask_context_chars: int = Field(6000, ge=200, description="Characters of passages a generation prompt holds.")
     ask_max_tokens: int = Field(256, ge=1, le=1024, description="Default length limit of a generated answer.")
     ask_generation_timeout_s: float = Field(180.0, gt=0, description="Longest a generated answer may take.")
+    codec_origins: str = Field(
+        "", description="Origins besides the Temporal UI's that may call /v1/codec from a browser (comma-separated)."
+    )
+
+    def codec_cors_origins(self, temporal_ui_url: str) -> list[str]:
+        """The Temporal UI's origin and the configured extra ones."""
+        return [temporal_ui_url, *(o.strip() for o in self.codec_origins.split(",") if o.strip())]
 
     @property
     def pinned(self) -> set[str]:

@@ -36,6 +36,8 @@ log = get_logger(__name__)
 
 KEY_PREFIX: Final = "hearth-tenant-"
 KEY_TYPE: Final = "aes256-gcm96"
+PAYLOAD_KEY: Final = "hearth-payloads"
+"""The platform key wrapping the data keys of Temporal workflow payloads (made at setup, never by a service)."""
 KEYADMIN_ROLE: Final = "keyadmin"
 """The AppRole (``secrets/approle-keyadmin.json``) of key rotation and shredding."""
 _TENANT: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -194,6 +196,29 @@ class TransitKeyring(_BaoSession):
         self._remember(name, key.wrapped, key.plaintext)
         return key
 
+    async def payload_data_key(self) -> DataKey:
+        """A fresh data key under the platform's payload key (``hearth-payloads``); not cached here.
+
+        The payload codec (``shared.crypto.payload_codec``) keeps its own bounded caches. The key
+        is made at setup; a service cannot create it (its policy grants only datakey and decrypt).
+        """
+        resp = await self._call("POST", f"{self.mount}/datakey/plaintext/{PAYLOAD_KEY}", {"bits": 256})
+        if resp.status_code == 400 and _KEY_MISSING in self._errors(resp):
+            raise Unavailable(f"the transit key {PAYLOAD_KEY} does not exist: run `hearth up` to set it up")
+        if resp.status_code != 200:
+            raise self._fail(f"issue a data key under {PAYLOAD_KEY}", resp)
+        data = resp.json()["data"]
+        return DataKey(key_name=PAYLOAD_KEY, plaintext=base64.b64decode(data["plaintext"]), wrapped=data["ciphertext"])
+
+    async def unwrap_payload_key(self, wrapped: str) -> bytes:
+        """The plaintext of a data key wrapped by ``hearth-payloads`` (any version of it still kept)."""
+        resp = await self._call("POST", f"{self.mount}/decrypt/{PAYLOAD_KEY}", {"ciphertext": wrapped})
+        if resp.status_code == 400 and _KEY_MISSING in self._errors(resp):
+            raise KeyDestroyed(f"the encryption key {PAYLOAD_KEY} no longer exists")
+        if resp.status_code != 200:
+            raise self._fail(f"unwrap a data key of {PAYLOAD_KEY}", resp)
+        return base64.b64decode(resp.json()["data"]["plaintext"])
+
     async def _create_key(self, name: str) -> None:
         # Through `encrypt`, which creates a missing key (upsert) for a token with `create` on
         # that path: the policy then needs no rights on transit/keys/, where rotate and config
@@ -287,6 +312,17 @@ class KeyAdmin(_BaoSession):
             raise self._fail(f"rotate the key {name}", resp)
         log.info("tenant key rotated", key=name)
         return await self.latest_version(tenant)
+
+    async def rotate_payload_key(self) -> int:
+        """A new version of ``hearth-payloads`` for new payload data keys; histories stay readable. Returns it."""
+        resp = await self._call("POST", f"{self.mount}/keys/{PAYLOAD_KEY}/rotate")
+        if resp.status_code not in (200, 204):
+            raise self._fail(f"rotate the key {PAYLOAD_KEY}", resp)
+        resp = await self._call("GET", f"{self.mount}/keys/{PAYLOAD_KEY}")
+        if resp.status_code != 200:
+            raise self._fail(f"read the key {PAYLOAD_KEY}", resp)
+        log.info("payload key rotated", key=PAYLOAD_KEY)
+        return int(resp.json()["data"]["latest_version"])
 
     async def shred(self, tenant: str) -> None:
         """Destroy the tenant's key: everything encrypted under it becomes unrecoverable (irreversible).

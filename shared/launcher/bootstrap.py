@@ -294,7 +294,17 @@ async def bootstrap_openbao(settings: HearthSettings, timeout: float = 90.0) -> 
             if path not in mounts:
                 resp = await client.post(f"{url}/v1/sys/mounts/{path.rstrip('/')}", headers=headers, json=spec)
                 resp.raise_for_status()
+        await _bootstrap_payload_key(client, settings, headers)
         await _bootstrap_approles(client, settings, headers)
+
+
+async def _bootstrap_payload_key(client: httpx.AsyncClient, settings: HearthSettings, headers: dict[str, str]) -> None:
+    """The transit key of workflow payloads (``hearth-payloads``), made here: no service may create keys."""
+    from shared.crypto.transit import KEY_TYPE, PAYLOAD_KEY
+
+    url = f"{settings.openbao_url}/v1/transit/keys/{PAYLOAD_KEY}"
+    if (await client.get(url, headers=headers)).status_code == 404:
+        (await client.post(url, headers=headers, json={"type": KEY_TYPE})).raise_for_status()
 
 
 async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSettings, headers: dict[str, str]) -> None:

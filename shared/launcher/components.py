@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.crypto.payload_codec import CODEC_PATH
 from shared.settings import REPO_ROOT, SERVICES, HearthSettings, service_module
 
 VENV_BIN = Path(sys.executable).parent
@@ -163,6 +164,10 @@ def build_components(settings: HearthSettings) -> list[Component]:
                 "--namespace",
                 settings.temporal_namespace,
                 "--ui-disable-news-fetch",
+                # The gateway decrypts payloads for the UI, for an admin only (README "Encrypted
+                # workflow payloads"); without it the UI shows binary/encrypted.
+                "--ui-codec-endpoint",
+                f"{settings.gateway_url}{CODEC_PATH}",
                 "--log-level",
                 "warn",
             ],

@@ -29,7 +29,6 @@ with workflow.unsafe.imports_passed_through():
 
     from shared.bus import Bus
     from shared.capabilities import (
-        DATA_CONVERTER,
         CapabilityRegistry,
         HealthCheck,
         ServiceHealth,
@@ -37,9 +36,10 @@ with workflow.unsafe.imports_passed_through():
         error_from_application_error,
         service_broker,
     )
+    from shared.clients import temporal_client
     from shared.errors import HearthError, InvalidInput, NotFound, Unavailable
     from shared.settings import HearthSettings
-    from shared.tracing import setup_tracing, temporal_tracing_interceptor
+    from shared.tracing import setup_tracing
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -127,12 +127,7 @@ async def served(request: pytest.FixtureRequest, stack: HearthSettings) -> Async
 
 @pytest.fixture
 async def temporal(stack: HearthSettings) -> Client:
-    return await Client.connect(
-        stack.temporal_address,
-        namespace=stack.temporal_namespace,
-        data_converter=DATA_CONVERTER,
-        interceptors=[temporal_tracing_interceptor()],
-    )
+    return await temporal_client(stack)  # the platform's converter: pydantic, encrypted, traced
 
 
 async def run_workflow(temporal: Client, service: Service, text: str) -> Analyzed:

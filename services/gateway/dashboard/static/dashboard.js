@@ -952,9 +952,13 @@
         return;
       }
       $("api-key").value = "";
+      // An admin key also opens a codec session: an HttpOnly cookie for /v1/codec, so the Temporal
+      // UI shows decrypted payloads (README "Encrypted workflow payloads"). Other keys get a 403.
+      api("/v1/codec/session", { method: "POST" }).catch(() => undefined);
       start();
     });
     $("forget-key").addEventListener("click", () => {
+      api("/v1/codec/session", { method: "DELETE" }).catch(() => undefined);
       try {
         sessionStorage.removeItem(KEY_STORAGE);
       } catch (_) {
