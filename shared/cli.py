@@ -602,15 +602,22 @@ def _print_new_key(created: dict[str, Any], as_json: bool) -> None:
 @keys_app.command("create")
 def keys_create(
     name: str,
+    *,
     role: Annotated[str, typer.Option(help="admin or user.")] = "user",
     tenant: Annotated[str, typer.Option(help="The tenant whose data the key reaches.")] = "default",
     expires_in: Annotated[str | None, typer.Option(help="Lifetime, e.g. 90d or 12h (default: no expiry).")] = None,
+    clearance: Annotated[
+        str | None,
+        typer.Option(help="Most sensitive documents it may read: public, internal (default), confidential, secret."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a key; it is printed once."""
     body: dict[str, Any] = {"name": name, "role": role, "tenant": tenant}
     if expires_in:
         body["expires_in"] = expires_in
+    if clearance:
+        body["clearance"] = clearance
     _print_new_key(cast(dict[str, Any], _gateway(_settings(), "POST", "/v1/keys", json=body)), as_json)
 
 
@@ -630,7 +637,10 @@ def keys_list(
         print(json.dumps(keys, indent=2))
         return
     table = Table(title="API keys")
-    for col in ("prefix", "name", "role", "tenant", "state", "created", "expires", "last used", "replaced by"):
+    columns: tuple[str, ...] = ("prefix", "name", "role", "tenant", "clearance", "state", "created", "expires")
+    columns += ("last used",)
+    columns += ("replaced by",)
+    for col in columns:
         table.add_column(col)
     for k in keys:
         table.add_row(
@@ -638,6 +648,7 @@ def keys_list(
             escape(k["name"]),
             k["role"],
             escape(k["tenant"]),
+            k.get("clearance", "-"),
             k["state"],
             _when(k["created_at"]),
             _when(k["expires_at"]),
@@ -667,6 +678,146 @@ def keys_revoke(prefix: str) -> None:
     """Revoke a key at once."""
     _gateway(_settings(), "DELETE", f"/v1/keys/{prefix}")
     console.print(f"revoked {prefix}")
+
+
+authz_app = typer.Typer(
+    help="Access control: roles, role assignments and route policies per tenant domain (through the gateway). "
+    "The platform admin manages every domain (* is every tenant); a tenant admin its own."
+)
+app.add_typer(authz_app, name="authz")
+policies_app = typer.Typer(help="Route policies: a role may use methods on a resource (a path pattern) in a domain.")
+authz_app.add_typer(policies_app, name="policies")
+assignments_app = typer.Typer(help="Role assignments: a key (key:<prefix>) or a role has a role in a domain.")
+authz_app.add_typer(assignments_app, name="assignments")
+roles_app = typer.Typer(help="Roles: their policies and the roles they include.")
+authz_app.add_typer(roles_app, name="roles")
+
+_Domain = Annotated[str | None, typer.Option(help="The tenant, or * for every tenant (default: yours; admin: *).")]
+
+
+def _params(**values: str | None) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _print_policies(policies: list[dict[str, Any]]) -> None:
+    table = Table(title="Policies")
+    for col in ("role", "domain", "resource", "methods"):
+        table.add_column(col)
+    for p in policies:
+        table.add_row(escape(p["role"]), escape(p["domain"]), escape(p["resource"]), escape(p["methods"]))
+    console.print(table)
+
+
+@policies_app.command("list")
+def policies_list(
+    domain: _Domain = None,
+    role: Annotated[str | None, typer.Option(help="Only this role's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Route policies you may see (every domain for the admin)."""
+    params = _params(domain=domain, role=role)
+    found = cast(list[dict[str, Any]], _gateway(_settings(), "GET", "/v1/authz/policies", params=params))
+    if as_json:
+        print(json.dumps(found, indent=2))
+    else:
+        _print_policies(found)
+
+
+@policies_app.command("add")
+def policies_add(role: str, resource: str, methods: str, domain: _Domain = None) -> None:
+    """Let ROLE use METHODS (GET|POST, or .*) on RESOURCE (e.g. /v1/documents/:id) in a domain."""
+    body = {"role": role, "resource": resource, "methods": methods, "domain": domain}
+    added = cast(dict[str, Any], _gateway(_settings(), "POST", "/v1/authz/policies", json=body))
+    console.print(f"added: {escape(', '.join(added[k] for k in ('role', 'domain', 'resource', 'methods')))}")
+
+
+@policies_app.command("remove")
+def policies_remove(role: str, resource: str, methods: str, domain: _Domain = None) -> None:
+    """Remove a route policy (as listed)."""
+    params = _params(role=role, resource=resource, methods=methods, domain=domain)
+    _gateway(_settings(), "DELETE", "/v1/authz/policies", params=params)
+    console.print(f"removed: {escape(', '.join(v for v in (role, domain or '(default domain)', resource, methods)))}")
+
+
+@assignments_app.command("list")
+def assignments_list(
+    domain: _Domain = None,
+    member: Annotated[str | None, typer.Option(help="Only this member's (key:<prefix> or a role).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Role assignments you may see."""
+    found = cast(
+        list[dict[str, Any]],
+        _gateway(_settings(), "GET", "/v1/authz/assignments", params=_params(domain=domain, member=member)),
+    )
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    table = Table(title="Assignments")
+    for col in ("member", "role", "domain"):
+        table.add_column(col)
+    for a in found:
+        table.add_row(escape(a["member"]), escape(a["role"]), escape(a["domain"]))
+    console.print(table)
+
+
+@assignments_app.command("add")
+def assignments_add(member: str, role: str, domain: _Domain = None) -> None:
+    """Give MEMBER (key:<prefix>, or a role) ROLE in a domain (a key: in its own tenant)."""
+    body = {"member": member, "role": role, "domain": domain}
+    added = cast(dict[str, Any], _gateway(_settings(), "POST", "/v1/authz/assignments", json=body))
+    console.print(f"{escape(added['member'])} has role {escape(added['role'])} in {escape(added['domain'])}")
+
+
+@assignments_app.command("remove")
+def assignments_remove(member: str, role: str, domain: _Domain = None) -> None:
+    """Take ROLE from MEMBER in a domain."""
+    _gateway(_settings(), "DELETE", "/v1/authz/assignments", params=_params(member=member, role=role, domain=domain))
+    console.print(f"{escape(member)} no longer has role {escape(role)}")
+
+
+@roles_app.command("list")
+def roles_list(domain: _Domain = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Roles per domain, with their policies and the roles they include."""
+    found = cast(list[dict[str, Any]], _gateway(_settings(), "GET", "/v1/authz/roles", params=_params(domain=domain)))
+    if as_json:
+        print(json.dumps(found, indent=2))
+        return
+    table = Table(title="Roles")
+    for col in ("role", "domain", "includes", "policies"):
+        table.add_column(col)
+    for r in found:
+        grants = "\n".join(f"{p['methods']} {p['resource']}" for p in r["policies"]) or "-"
+        table.add_row(escape(r["name"]), escape(r["domain"]), escape(", ".join(r["inherits"]) or "-"), escape(grants))
+    console.print(table)
+
+
+@roles_app.command("add")
+def roles_add(
+    name: str,
+    permission: Annotated[
+        list[str] | None, typer.Option("--permission", "-p", help="METHODS:RESOURCE, e.g. GET|POST:/v1/documents.")
+    ] = None,
+    inherits: Annotated[list[str] | None, typer.Option("--inherits", help="A role this one includes.")] = None,
+    domain: _Domain = None,
+) -> None:
+    """Create role NAME with its permissions and the roles it includes."""
+    permissions = []
+    for item in permission or []:
+        methods, sep, resource = item.partition(":")
+        if not sep:
+            _fail(f"--permission {item!r}: write METHODS:RESOURCE, e.g. GET:/v1/documents")
+        permissions.append({"methods": methods, "resource": resource})
+    body = {"name": name, "domain": domain, "permissions": permissions, "inherits": inherits or []}
+    role = cast(dict[str, Any], _gateway(_settings(), "POST", "/v1/authz/roles", json=body))
+    console.print(f"role {escape(role['name'])} in {escape(role['domain'])}: {len(role['policies'])} policies")
+
+
+@roles_app.command("remove")
+def roles_remove(name: str, domain: _Domain = None) -> None:
+    """Remove role NAME from a domain: its policies and every assignment of it."""
+    _gateway(_settings(), "DELETE", f"/v1/authz/roles/{name}", params=_params(domain=domain))
+    console.print(f"removed role {escape(name)}")
 
 
 if __name__ == "__main__":

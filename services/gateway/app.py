@@ -11,12 +11,14 @@ from typing import Any
 import structlog
 import uvicorn
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncEngine
 from swagger_ui_bundle import swagger_ui_path
 
-from services.gateway.auth import AccessGuard, load_enforcer
+from services.gateway.auth import AccessGuard
 from services.gateway.dashboard.routes import dashboard_router
 from services.gateway.documents.generate import ModelGenerator
 from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
@@ -25,6 +27,7 @@ from services.gateway.documents.pipeline import DocumentPipeline
 from services.gateway.documents.search import SearchIndex
 from services.gateway.documents.store import DocumentStore
 from services.gateway.errors import EXCEPTION_HANDLERS
+from services.gateway.governance.authz import AuthzController
 from services.gateway.governance.handlers import GovernanceServices, KeysController, audit
 from services.gateway.governance.handlers import dependencies as governance_dependencies
 from services.gateway.handlers import HealthController, asyncapi, dependencies
@@ -51,8 +54,12 @@ from shared.capabilities import CapabilityRegistry
 from shared.classifier import ClassifierStore
 from shared.clients import postgres_engine
 from shared.errors import HearthError
+from shared.events.authz import PolicyChanged
+from shared.events.envelope import Envelope
 from shared.identity.apikeys import ApiKeyStore
 from shared.identity.audit import AuditLog
+from shared.identity.authz import ANY_DOMAIN, POLICY_CHANGED, Authorizer, PolicyWatcher, database_enforcer
+from shared.identity.policies import PolicyAdmin
 from shared.runtime import ServiceContext, run
 from workflows.definitions import load_definitions
 from workflows.runs import RunService
@@ -94,6 +101,7 @@ def create_app(
             DocumentsController,
             TelemetryController,
             *([KeysController, audit] if governance else []),
+            *([AuthzController] if governance and governance.policies else []),
             *([CodecController] if codec else []),
             search,
             ask,
@@ -104,6 +112,8 @@ def create_app(
             dashboard_router(),
         ],
         dependencies={
+            # Routes make their data decisions (sensitivity, tenant) through the guard's enforcer.
+            "access": Provide(lambda: guard, use_cache=True, sync_to_thread=False),
             **dependencies(health_service, asyncapi_doc),
             **inference_dependencies(model_service),
             **workflow_dependencies(workflow_services),
@@ -143,13 +153,30 @@ async def _sweep_idle(models: ModelService, interval_s: float) -> None:
         await models.flush()  # write-behind of counters and forecast; never on a request's path
 
 
+async def _access_control(
+    ctx: ServiceContext, stack: AsyncExitStack, engine: AsyncEngine, keys: ApiKeyStore
+) -> tuple[Authorizer, PolicyAdmin]:
+    """The enforcer over the policies in PostgreSQL, kept current by the watcher, and their admin."""
+    authorizer = Authorizer(await database_enforcer(engine))
+    watcher = PolicyWatcher(ctx.bus.nc, authorizer)
+    await watcher.start()
+    stack.push_async_callback(watcher.stop)
+
+    async def announce(change: PolicyChanged) -> None:
+        tenant = "default" if change.domain == ANY_DOMAIN else change.domain
+        await ctx.bus.publish(Envelope.new(POLICY_CHANGED, change, source="hearth/gateway", tenant=tenant))
+
+    return authorizer, PolicyAdmin(authorizer, engine=engine, keys=keys, announce=announce)
+
+
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     health = HealthService(ctx.settings, ctx.bus.nc)
     stack.push_async_callback(health.aclose)
     engine = postgres_engine(ctx.settings)
     stack.push_async_callback(engine.dispose)
     keys, audit_log = ApiKeyStore(engine), AuditLog(engine)
-    guard = AccessGuard(keys, load_enforcer(), audit=audit_log)
+    authorizer, policies = await _access_control(ctx, stack, engine, keys)
+    guard = AccessGuard(keys, authorizer, audit=audit_log)
     # Audit entries and keys' last-used times are written behind, in batches, off the request path.
     writer = asyncio.create_task(guard.run(), name="audit-writer")
 
@@ -211,7 +238,7 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         workflow_services=workflow_services,
         document_services=document_services,
         telemetry=TelemetryClient(ctx.bus),
-        governance=GovernanceServices(keys=keys, audit=audit_log),
+        governance=GovernanceServices(keys=keys, audit=audit_log, policies=policies),
         codec=CodecServices(ctx.codec, ctx.settings.temporal_namespace) if ctx.codec else None,
         codec_origins=gateway_settings.codec_cors_origins(ctx.settings.temporal_ui_url),
     )

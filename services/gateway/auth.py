@@ -1,14 +1,15 @@
 """Authentication (API keys) and authorisation (Casbin) for every route.
 
 One global guard: a route opts out only with ``opt={"public": True}`` (health, API schema).
-Everything else needs a valid key and a Casbin allow for (role, path, method); deny by default.
-Each decision, allowed or denied, goes to the audit log (queued, written in batches by ``run``).
+Everything else needs a valid key and a Casbin allow for (the key's role or the key, its tenant,
+path, method); deny by default. The tenant is the verified key's, never a parameter. Each decision,
+allowed or denied, goes to the audit log (queued, written in batches by ``run``); so do the data
+decisions routes make through ``audit_data``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import casbin
@@ -22,9 +23,10 @@ from shared.crypto.payload_codec import CODEC_PATH
 from shared.errors import Forbidden, Unauthorized
 from shared.identity.apikeys import ApiKeyStore, Principal, parse_prefix
 from shared.identity.audit import AuditEntry, AuditLog
-from shared.settings import REPO_ROOT
+from shared.identity.authz import Authorizer, DataObject, load_enforcer, subjects_of
 
-CASBIN_DIR = REPO_ROOT / "infra" / "casbin"
+__all__ = ["AccessGuard", "load_enforcer"]
+
 PUBLIC_PREFIXES = ("/schema",)
 """The API documents and their assets; everything else is checked route by route."""
 
@@ -32,10 +34,6 @@ CODEC_SESSION_COOKIE = "hearth_codec"
 """The cookie of a codec session (``POST /v1/codec/session``): an admin's key for the Temporal UI."""
 
 log = structlog.get_logger("gateway.auth")
-
-
-def load_enforcer(directory: Path = CASBIN_DIR) -> casbin.Enforcer:
-    return casbin.Enforcer(str(directory / "model.conf"), str(directory / "policy.csv"))
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -69,28 +67,57 @@ class AccessGuard:
     def __init__(
         self,
         keys: ApiKeyStore,
-        enforcer: casbin.Enforcer,
+        enforcer: casbin.CoreEnforcer | Authorizer,
         decision_cache_size: int = 4096,
         *,
         audit: AuditLog | None = None,
     ) -> None:
         self._keys = keys
-        self._enforcer = enforcer
+        # Decisions are memoised in the Authorizer, which drops them when the policy changes.
+        self.authorizer = (
+            enforcer if isinstance(enforcer, Authorizer) else Authorizer(enforcer, cache_size=decision_cache_size)
+        )
         self._audit = audit
-        # Policies are static within a process today, and Casbin's matcher (keyMatch2 + regex)
-        # costs more than the rest of a cached authentication: decisions are memoised.
-        self._decisions: dict[tuple[str, str, str], bool] = {}
-        self._decision_cache_size = decision_cache_size
 
-    def allowed(self, role: str, path: str, method: str) -> bool:
-        key = (role, path, method)
-        decision = self._decisions.get(key)
-        if decision is None:
-            decision = bool(self._enforcer.enforce(role, path, method))
-            if len(self._decisions) >= self._decision_cache_size:
-                self._decisions.clear()
-            self._decisions[key] = decision
-        return decision
+    def allowed(self, principal: Principal, path: str, method: str) -> bool:
+        return self.authorizer.allowed(subjects_of(principal), principal.tenant, path, method)
+
+    def permits(
+        self,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        principal: Principal,
+        obj: DataObject,
+        action: str,
+    ) -> bool:
+        """The data decision on ``obj`` (tenant, clearance, sensitivity), audited either way."""
+        allowed = self.authorizer.permits(principal, obj, action)
+        if allowed:
+            reason = f"clearance {principal.clearance} >= {obj.sensitivity}"
+        elif obj.tenant != principal.tenant and not self.authorizer.permits(
+            principal, DataObject(obj.kind, principal.tenant, obj.sensitivity), action
+        ):
+            reason = f"clearance {principal.clearance} < {obj.sensitivity}, and another tenant's"
+        elif obj.tenant != principal.tenant:
+            reason = "another tenant's"
+        else:
+            reason = f"clearance {principal.clearance} < {obj.sensitivity}"
+        self.audit_data(connection, principal, f"data.{action}", allowed, reason, subject=f"{obj.kind}:{obj.id}")
+        return allowed
+
+    def audit_data(
+        self,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        principal: Principal,
+        event: str,
+        allowed: bool,
+        reason: str,
+        *,
+        subject: str | None = None,
+    ) -> None:
+        """Record a decision on data (a read, a write, a search's allowed levels)."""
+        self._record(
+            connection, "allow" if allowed else "deny", reason, principal=principal, event=event, subject=subject
+        )
 
     def _record(
         self,
@@ -100,13 +127,15 @@ class AccessGuard:
         *,
         prefix: str | None = None,
         principal: Principal | None = None,
+        event: str = "access",
+        subject: str | None = None,
     ) -> None:
         if self._audit is None:
             return
         request_id = connection.headers.get("x-request-id")
         self._audit.record(
             AuditEntry(
-                event="access",
+                event=event,
                 decision="allow" if decision == "allow" else "deny",
                 reason=reason,
                 principal=principal.prefix if principal else prefix,
@@ -115,6 +144,7 @@ class AccessGuard:
                 method=connection.scope.get("method", "GET"),
                 # The template, not the raw path: ids in paths are data, and the audit rows stay groupable.
                 route=connection.scope.get("path_template") or connection.url.path,
+                subject=subject,
                 request_id=request_id[:128] if request_id else None,
                 trace_id=trace_id(),
             )
@@ -133,7 +163,7 @@ class AccessGuard:
             self._record(connection, "deny", exc.detail, prefix=key_prefix(key))
             raise
         path, method = connection.url.path, connection.scope.get("method", "GET")
-        if not self.allowed(principal.role, path, method):
+        if not self.allowed(principal, path, method):
             self._record(connection, "deny", f"no policy lets role {principal.role!r} {method}", principal=principal)
             raise Forbidden(f"role {principal.role!r} may not {method} {path}")
         self._record(connection, "allow", "policy", principal=principal)

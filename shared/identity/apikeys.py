@@ -7,7 +7,7 @@ deliberate cost off the hot path; revocation and expiry are re-checked when an e
 (and an entry never outlives its key's expiry).
 
 Lifecycle: keys belong to a tenant and may expire; ``rotate`` issues a replacement with the same
-name, role and tenant and lets the old key work for a grace period (its ``expires_at`` is cut to
+name, role, tenant and clearance and lets the old key work for a grace period (its ``expires_at`` is cut to
 the end of it); ``revoke`` ends a key at once. The last-used time is write-behind: ``verify`` notes
 it in memory and ``flush_last_used`` writes them in one statement, off the request path. Every
 lifecycle change appends its ``audit_log`` entry in the same transaction.
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from shared.identity.audit import AuditEntry, append
+from shared.identity.authz import DEFAULT_CLEARANCE, LEVELS
 
 KEY_PREFIX = "hearth"
 _PREFIX_LEN = 12
@@ -53,6 +54,8 @@ class Principal:
     role: str
     tenant: str
     prefix: str = ""
+    clearance: str = DEFAULT_CLEARANCE
+    """The most sensitive data it may read: public, internal, confidential or secret."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class KeyInfo:
     replaced_by: str | None
     """Prefix of the key that replaced this one, when rotated."""
     last_used_at: datetime | None
+    clearance: str = DEFAULT_CLEARANCE
 
 
 def parse_prefix(key: str) -> str:
@@ -147,14 +151,15 @@ class ApiKeyStore:
         role: str,
         tenant: str,
         expires_at: datetime | None,
+        clearance: str = DEFAULT_CLEARANCE,
     ) -> CreatedKey:
         key, prefix = new_key()
         digest = await asyncio.to_thread(_hasher.hash, key)
         key_id = uuid.uuid4()
         await conn.execute(
             text(
-                "INSERT INTO api_keys (id, prefix, hash, name, role, tenant, expires_at) "
-                "VALUES (:id, :prefix, :hash, :name, :role, :tenant, :expires_at)"
+                "INSERT INTO api_keys (id, prefix, hash, name, role, tenant, expires_at, clearance) "
+                "VALUES (:id, :prefix, :hash, :name, :role, :tenant, :expires_at, :clearance)"
             ),
             {
                 "id": key_id,
@@ -164,9 +169,10 @@ class ApiKeyStore:
                 "role": role,
                 "tenant": tenant,
                 "expires_at": expires_at,
+                "clearance": clearance,
             },
         )
-        return CreatedKey(Principal(key_id, name, role, tenant, prefix), key, prefix, expires_at)
+        return CreatedKey(Principal(key_id, name, role, tenant, prefix, clearance), key, prefix, expires_at)
 
     async def create(
         self,
@@ -176,8 +182,12 @@ class ApiKeyStore:
         tenant: str = "default",
         expires_at: datetime | None = None,
         actor: Principal | None = None,
+        clearance: str = DEFAULT_CLEARANCE,
     ) -> CreatedKey:
-        """Create a key; the returned ``key`` is the only time the secret is visible."""
+        """Create a key; the returned ``key`` is the only time the secret is visible.
+
+        ``clearance``: the most sensitive documents it may read (public, internal, confidential, secret).
+        """
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         if not name.strip():
@@ -186,9 +196,14 @@ class ApiKeyStore:
             raise InvalidInput("a key needs a tenant")
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise InvalidInput("expires_at is in the past")
+        if clearance not in LEVELS:
+            raise InvalidInput(f"unknown clearance {clearance!r}; clearances: {', '.join(LEVELS)}")
         async with self._engine.begin() as conn:
-            created = await self._insert(conn, name=name, role=role, tenant=tenant, expires_at=expires_at)
-            await append(conn, [_key_event("key.created", actor, created.principal, f"{role} key {name!r}")])
+            created = await self._insert(
+                conn, name=name, role=role, tenant=tenant, expires_at=expires_at, clearance=clearance
+            )
+            reason = f"{role} key {name!r}, clearance {clearance}"
+            await append(conn, [_key_event("key.created", actor, created.principal, reason)])
         return created
 
     async def verify(self, key: str) -> Principal:
@@ -204,7 +219,7 @@ class ApiKeyStore:
             row = (
                 await conn.execute(
                     text(
-                        "SELECT id, hash, name, role, tenant, expires_at, revoked_at, rotated_at "
+                        "SELECT id, hash, name, role, tenant, clearance, expires_at, revoked_at, rotated_at "
                         "FROM api_keys WHERE prefix = :p"
                     ),
                     {"p": prefix},
@@ -220,7 +235,7 @@ class ApiKeyStore:
         reason = refusal(wall, expires_at=row.expires_at, revoked_at=row.revoked_at, rotated_at=row.rotated_at)
         if reason is not None:
             raise Unauthorized(reason)
-        principal = Principal(row.id, row.name, row.role, row.tenant, prefix)
+        principal = Principal(row.id, row.name, row.role, row.tenant, prefix, row.clearance)
         ttl = self._cache_ttl_s
         if row.expires_at is not None:
             ttl = min(ttl, (row.expires_at - wall).total_seconds())
@@ -266,7 +281,7 @@ class ApiKeyStore:
             old = (
                 await conn.execute(
                     text(
-                        "SELECT id, name, role, tenant, created_at, expires_at, revoked_at, rotated_at "
+                        "SELECT id, name, role, tenant, clearance, created_at, expires_at, revoked_at, rotated_at "
                         "FROM api_keys WHERE prefix = :p FOR UPDATE"
                     ),
                     {"p": prefix},
@@ -279,7 +294,14 @@ class ApiKeyStore:
                 raise Conflict(f"API key {prefix!r} is {state}: only an active key can be rotated")
             if expires_at == "inherit":
                 expires_at = rotated_lifetime(now, created_at=old.created_at, expires_at=old.expires_at)
-            created = await self._insert(conn, name=old.name, role=old.role, tenant=old.tenant, expires_at=expires_at)
+            created = await self._insert(
+                conn,
+                name=old.name,
+                role=old.role,
+                tenant=old.tenant,
+                expires_at=expires_at,
+                clearance=old.clearance,
+            )
             grace_end = now + timedelta(seconds=grace_s)
             if old.expires_at is not None:
                 grace_end = min(grace_end, old.expires_at)
@@ -318,7 +340,7 @@ class ApiKeyStore:
                 await conn.execute(
                     text(
                         "SELECT k.prefix, k.name, k.role, k.tenant, k.created_at, k.expires_at, k.revoked_at, "
-                        "k.rotated_at, k.last_used_at, r.prefix AS replaced_by FROM api_keys k "
+                        "k.rotated_at, k.last_used_at, k.clearance, r.prefix AS replaced_by FROM api_keys k "
                         "LEFT JOIN api_keys r ON r.id = k.replaced_by "
                         "WHERE CAST(:tenant AS text) IS NULL OR k.tenant = :tenant ORDER BY k.created_at, k.prefix"
                     ),
@@ -338,9 +360,18 @@ class ApiKeyStore:
                 rotated_at=r.rotated_at,
                 replaced_by=r.replaced_by,
                 last_used_at=r.last_used_at,
+                clearance=r.clearance,
             )
             for r in rows
         ]
+
+    async def tenant_of(self, prefix: str) -> str | None:
+        """The tenant of the key ``prefix`` (any state), or ``None`` when there is no such key."""
+        async with self._engine.connect() as conn:
+            tenant = (
+                await conn.execute(text("SELECT tenant FROM api_keys WHERE prefix = :p"), {"p": prefix})
+            ).scalar_one_or_none()
+        return None if tenant is None else str(tenant)
 
     async def count(self) -> int:
         async with self._engine.connect() as conn:

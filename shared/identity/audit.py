@@ -1,4 +1,4 @@
-"""The audit trail: access decisions and key lifecycle events in the append-only ``audit_log``.
+"""The audit trail: access and data decisions, key and policy events in the append-only ``audit_log``.
 
 Access decisions are recorded on the request path only as far as a ``put_nowait`` on a bounded
 queue; a background task (the gateway guard's) writes them in batches with ``flush``. A full
@@ -21,7 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 log = structlog.get_logger("audit")
 
 Decision = Literal["allow", "deny"]
-EVENTS: Final = ("access", "key.created", "key.rotated", "key.revoked")
+EVENTS: Final = (
+    "access",
+    "key.created",
+    "key.rotated",
+    "key.revoked",
+    "authz.changed",
+    "data.read",
+    "data.write",
+    "data.search",
+)
 
 _COLUMNS: Final = (
     "at",

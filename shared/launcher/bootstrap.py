@@ -230,7 +230,8 @@ async def _bootstrap_admin_key(settings: HearthSettings) -> None:
 
     engine = postgres_engine(settings, pool_size=1)
     try:
-        created = await ApiKeyStore(engine).create("bootstrap-admin", "admin")
+        # The operator's key reads everything: the highest clearance.
+        created = await ApiKeyStore(engine).create("bootstrap-admin", "admin", clearance="secret")
     finally:
         await engine.dispose()
     write_secret(path, created.key)

@@ -1,10 +1,13 @@
 """``/v1/documents``: submit a document for processing, follow it, read what was found.
 
 A document belongs to the tenant of the key that submitted it; another tenant's document answers
-404 like a missing one. Processing is asynchronous: ``POST`` answers 202 with the document's id
-and its run (``/v1/runs/doc-<id>``, visible in the Temporal UI); ``GET /v1/documents/{id}`` says
-``processing`` until the run has finished, then shows the text, pages, entities, class, tags
-and provenance, or ``failed`` with the reason.
+404 like a missing one. It has a sensitivity (public, internal, confidential, secret; default
+internal) and a key reads it only with a clearance at least that: the enforcer decides each
+document (``AccessGuard.permits``, audited allow and deny; a refusal is the same 404), and lists,
+search and Q&A filter in SQL by the levels the enforcer allows. Processing is asynchronous:
+``POST`` answers 202 with the document's id and its run (``/v1/runs/doc-<id>``, visible in the
+Temporal UI); ``GET /v1/documents/{id}`` says ``processing`` until the run has finished, then
+shows the text, pages, entities, class, tags and provenance, or ``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Parameter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.gateway.auth import AccessGuard
 from services.gateway.documents.pipeline import DocumentPipeline
 from services.gateway.documents.search import Answer, AskMode, SearchFilters, SearchIndex, SearchResults
 from services.gateway.documents.store import Document, DocumentStore, DocumentSummary
@@ -37,10 +41,12 @@ from services.gateway.requests import (
 from shared.blobstore import BlobStore
 from shared.classifier import ClassifierStore
 from shared.documents import DocumentSource
-from shared.errors import BadRequest, InvalidInput, NotFound
+from shared.errors import BadRequest, Forbidden, InvalidInput, NotFound
+from shared.identity.apikeys import Principal
+from shared.identity.authz import DEFAULT_SENSITIVITY, DataObject, Sensitivity
 
 _NAMESPACE: Final = uuid.UUID("6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f")
-_FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata", "workflow"})
+_FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata", "workflow", "sensitivity"})
 _WORKFLOW_NAME = r"^[a-z][a-z0-9_]{0,62}$"
 DEFAULT_SOURCE: Final = "api"
 
@@ -54,6 +60,9 @@ class SubmitForm(BaseModel):
     external_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
     workflow: str | None = Field(default=None, pattern=_WORKFLOW_NAME, description="Processing workflow.")
+    sensitivity: Sensitivity = Field(
+        default=DEFAULT_SENSITIVITY, description="public, internal, confidential or secret; at most your clearance."
+    )
 
 
 class SubmitText(SubmitForm):
@@ -72,6 +81,9 @@ class Correction(BaseModel):
         default=None, alias="class", pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="The right class."
     )
     tags: list[str] | None = Field(default=None, max_length=50, description="The right tags (replacing the old ones).")
+    sensitivity: Sensitivity | None = Field(
+        default=None, description="A new sensitivity; your clearance must cover both the old and the new one."
+    )
 
     @field_validator("tags")
     @classmethod
@@ -117,7 +129,8 @@ async def _form(request: Request[Any, Any, Any]) -> tuple[SubmitForm, UploadFile
             raise BadRequest(f"unknown form fields {', '.join(unknown)} (fields: {', '.join(sorted(_FORM_FIELDS))})")
         if not isinstance(upload, UploadFile):
             raise BadRequest("send the document as a file in the `file` field (or inline text as JSON)")
-        fields: dict[str, Any] = {k: form.get(k) for k in ("source_system", "external_id", "workflow") if form.get(k)}
+        named = ("source_system", "external_id", "workflow", "sensitivity")
+        fields: dict[str, Any] = {k: form.get(k) for k in named if form.get(k)}
         raw_metadata = form.get("metadata")
         if raw_metadata not in (None, ""):
             try:
@@ -131,6 +144,25 @@ async def _form(request: Request[Any, Any, Any]) -> tuple[SubmitForm, UploadFile
         raise
 
 
+def _document(doc: Document | DocumentSummary, sensitivity: str | None = None) -> DataObject:
+    return DataObject("document", doc.tenant, sensitivity or doc.sensitivity, doc.id)
+
+
+def _readable(request: Request[Any, Any, Any], access: AccessGuard, doc: Document) -> Document:
+    """``doc`` if the caller may read it; otherwise the same 404 as a missing document (no existence leak)."""
+    if not access.permits(request, principal_of(request), _document(doc), "read"):
+        raise NotFound(f"no document {doc.id!r}", code="unknown-document")
+    return doc
+
+
+def _levels(request: Request[Any, Any, Any], access: AccessGuard, principal: Principal, what: str) -> list[str]:
+    """The sensitivities ``principal`` may read (the enforcer's), audited as the decision of a list or search."""
+    levels = access.authorizer.allowed_levels(principal)
+    reason = f"{what}: sensitivities {', '.join(levels) or 'none'} (clearance {principal.clearance})"
+    access.audit_data(request, principal, "data.search", bool(levels), reason)
+    return levels
+
+
 class DocumentsController(Controller):
     path = "/v1/documents"
     tags = ["documents"]
@@ -140,8 +172,9 @@ class DocumentsController(Controller):
         status_code=202,
         summary="Submit a document (multipart file, or JSON inline text); it is processed asynchronously",
         description="Multipart: `file` (PDF, PNG, JPEG, TIFF), optional `source_system` (default `api`), "
-        "`external_id` (the document's id there: a re-sent document maps onto the one held) and `metadata` "
-        '(JSON object). JSON: `{"text": "...", "filename", "source_system", "external_id", "metadata"}`. '
+        "`external_id` (the document's id there: a re-sent document maps onto the one held), `metadata` "
+        "(JSON object) and `sensitivity` (public, internal (default), confidential, secret: at most your clearance). "
+        'JSON: `{"text": "...", "filename", "source_system", "external_id", "metadata", "sensitivity"}`. '
         "`Idempotency-Key` makes a repeated request return the first document. Answers 202 with the document "
         "id and its workflow run; 200 when the document was already submitted.",
     )
@@ -149,6 +182,7 @@ class DocumentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         document_pipeline: DocumentPipeline,
+        access: AccessGuard,
         idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
     ) -> Response[Submitted]:
         principal = principal_of(request)
@@ -172,6 +206,14 @@ class DocumentsController(Controller):
             body = validated(SubmitText, await request.body() or b"{}")
             source = DocumentSource(text=body.text, filename=body.filename, content_type="text/plain")
             described = body
+        target = DataObject("document", principal.tenant, described.sensitivity, document_id)
+        if not access.permits(request, principal, target, "write"):
+            if uploaded is not None:
+                await discard_blob(blobs, uploaded.blob)
+            raise Forbidden(
+                f"clearance {principal.clearance} may not submit a {described.sensitivity} document",
+                code="insufficient-clearance",
+            )
         try:
             doc, created = await document_pipeline.submit(
                 document_id=document_id,
@@ -182,6 +224,7 @@ class DocumentsController(Controller):
                 metadata=described.metadata,
                 submitted_by=principal.name,
                 workflow=described.workflow,
+                sensitivity=described.sensitivity,
             )
         except (NotFound, InvalidInput):  # nothing was recorded: the upload is of no use
             if uploaded is not None:
@@ -194,7 +237,7 @@ class DocumentsController(Controller):
 
     @get(
         "/",
-        summary="Documents, newest first (a non-admin key sees its tenant's)",
+        summary="Documents, newest first (a non-admin key sees its tenant's; only those its clearance allows)",
         description="Filters: `status` (processing, processed, failed), `source_system`, `class`, `tag`; "
         "`limit` 1-200, `offset`.",
     )
@@ -202,6 +245,7 @@ class DocumentsController(Controller):
         self,
         request: Request[Any, Any, Any],
         document_store: DocumentStore,
+        access: AccessGuard,
         *,
         status: str | None = None,
         source_system: str | None = None,
@@ -210,8 +254,10 @@ class DocumentsController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0)] = 0,
     ) -> list[DocumentSummary]:
+        principal = principal_of(request)
         return await document_store.list(
-            tenant=tenant_scope(principal_of(request)),
+            tenant=tenant_scope(principal),
+            levels=_levels(request, access, principal, "list"),
             status=status,
             source_system=source_system,
             doc_class=doc_class,
@@ -222,23 +268,41 @@ class DocumentsController(Controller):
 
     @patch(
         "/{document_id:str}",
-        summary="Correct a processed document's class and/or tags; the tenant's classifier learns from it",
-        description='`{"class": "invoice", "tags": ["finance", "2024"]}` (either may be left out). The correction is '
-        "recorded (who, when, before and after) and the document's terms train the tenant's class and tag models "
-        "(naive Bayes over the documents people labelled), which the NLP service uses for new documents once it "
-        "is confident. 409 while the document is still processing.",
+        summary="Correct a processed document's class and/or tags (the tenant's classifier learns from it), "
+        "or change its sensitivity",
+        description='`{"class": "invoice", "tags": ["finance", "2024"], "sensitivity": "confidential"}` (any may be '
+        "left out). The correction is recorded (who, when, before and after) and the document's terms train the "
+        "tenant's class and tag models (naive Bayes over the documents people labelled), which the NLP service uses "
+        "for new documents once it is confident. 409 while the document is still processing (class and tags; a "
+        "sensitivity can be changed at any time, by a key whose clearance covers the old and the new level).",
     )
     async def correct(
         self,
         request: Request[Any, Any, Any],
+        *,
         document_store: DocumentStore,
         classifier_store: ClassifierStore,
+        access: AccessGuard,
         document_id: str,
         data: Correction,
     ) -> Document:
-        if data.doc_class is None and data.tags is None:
-            raise BadRequest("send `class` and/or `tags`")
+        if data.doc_class is None and data.tags is None and data.sensitivity is None:
+            raise BadRequest("send `class`, `tags` and/or `sensitivity`")
         principal = principal_of(request)
+        doc = _readable(request, access, await document_store.get(document_id, tenant=tenant_scope(principal)))
+        if not access.permits(request, principal, _document(doc), "write"):
+            raise Forbidden(
+                f"clearance {principal.clearance} may not change this document", code="insufficient-clearance"
+            )
+        if data.sensitivity is not None and data.sensitivity != doc.sensitivity:
+            if not access.permits(request, principal, _document(doc, data.sensitivity), "write"):
+                raise Forbidden(
+                    f"clearance {principal.clearance} may not mark a document {data.sensitivity}",
+                    code="insufficient-clearance",
+                )
+            await document_store.set_sensitivity(document_id, data.sensitivity, by=principal.name)
+        if data.doc_class is None and data.tags is None:
+            return await document_store.get(document_id, tenant=tenant_scope(principal))
         return await document_store.correct(
             document_id,
             tenant=tenant_scope(principal),
@@ -254,9 +318,10 @@ class DocumentsController(Controller):
         "tags, provenance",
     )
     async def get_document(
-        self, request: Request[Any, Any, Any], document_store: DocumentStore, document_id: str
+        self, request: Request[Any, Any, Any], document_store: DocumentStore, access: AccessGuard, document_id: str
     ) -> Document:
-        return await document_store.get(document_id, tenant=tenant_scope(principal_of(request)))
+        doc = await document_store.get(document_id, tenant=tenant_scope(principal_of(request)))
+        return _readable(request, access, doc)
 
 
 class AskRequest(BaseModel):
@@ -313,11 +378,13 @@ def _filters(
     description="`q` in any language (Chinese is segmented with jieba). Filters: `class`, `tag` (repeatable, all "
     "must match), `source_system`, `entity` (repeatable `<field>:<value>` on normalised values: "
     "contract_type:purchase, contract_number:HT-1, signing_date:2024-02-20, parties:<name>), `valid_on` "
-    "(contracts valid that day), `since`/`until` (submission time). `limit` 1-50, `offset`.",
+    "(contracts valid that day), `since`/`until` (submission time), `sensitivity` (repeatable; only documents your "
+    "clearance allows are ever searched). `limit` 1-50, `offset`.",
 )
 async def search(
     request: Request[Any, Any, Any],
     search_index: SearchIndex,
+    access: AccessGuard,
     *,
     q: str,
     doc_class: Annotated[str | None, Parameter(query="class")] = None,
@@ -327,6 +394,7 @@ async def search(
     valid_on: date | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    sensitivity: Annotated[list[Sensitivity] | None, Parameter(query="sensitivity")] = None,
     limit: Annotated[int, Parameter(ge=1, le=50)] = 10,
     offset: Annotated[int, Parameter(ge=0, le=1000)] = 0,
 ) -> SearchResults:
@@ -338,9 +406,12 @@ async def search(
         valid_on=valid_on,
         since=since,
         until=until,
+    ).model_copy(update={"sensitivity": sensitivity or []})
+    principal = principal_of(request)
+    levels = _levels(request, access, principal, "search")
+    return await search_index.search(
+        q, filters, tenant=tenant_scope(principal), levels=levels, limit=limit, offset=offset
     )
-    tenant = tenant_scope(principal_of(request))
-    return await search_index.search(q, filters, tenant=tenant, limit=limit, offset=offset)
 
 
 @post(
@@ -355,15 +426,18 @@ async def search(
     "add-generator`), `mode` auto (the default) or generative answers with text the model writes from the best "
     "`top_k` passages (`mode: generative`, `source: generated`), citing the passages it used (`ref` = the [n] in "
     "the answer) and naming the model, version and weights (`generator`); if it is absent or fails the answer is "
-    "extractive with a `note` saying why. Every citation is a document of the caller's tenant. `filters` as for "
-    "/v1/search.",
+    "extractive with a `note` saying why. Every citation is a document of the caller's tenant that its clearance "
+    "allows. `filters` as for /v1/search.",
 )
-async def ask(request: Request[Any, Any, Any], search_index: SearchIndex, data: AskRequest) -> Answer:
-    tenant = tenant_scope(principal_of(request))
+async def ask(
+    request: Request[Any, Any, Any], search_index: SearchIndex, access: AccessGuard, data: AskRequest
+) -> Answer:
+    principal = principal_of(request)
     return await search_index.ask(
         data.question,
         data.filters,
-        tenant=tenant,
+        tenant=tenant_scope(principal),
+        levels=_levels(request, access, principal, "ask"),
         top_k=data.top_k,
         mode=data.mode,
         generator=data.generator,

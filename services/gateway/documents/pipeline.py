@@ -32,6 +32,7 @@ from shared.events.consumer import EventConsumer
 from shared.events.documents import DocumentProcessed
 from shared.events.envelope import Envelope
 from shared.events.workflow import WorkflowCompleted, WorkflowFailed
+from shared.identity.authz import DEFAULT_SENSITIVITY, Sensitivity
 from shared.logging import get_logger
 from workflows.runs import RunService
 
@@ -83,8 +84,11 @@ class DocumentPipeline:
         metadata: dict[str, Any] | None = None,
         submitted_by: str | None = None,
         workflow: str | None = None,
+        sensitivity: Sensitivity = DEFAULT_SENSITIVITY,
     ) -> tuple[DocumentSummary, bool]:
         """Record the document and start its run; ``(document, created)``. Safe to repeat.
+
+        ``sensitivity`` is the new document's (a known document keeps its own).
 
         ``workflow`` picks the processing workflow (the pipeline's default, ``document_processing``,
         when omitted); it must exist, or nothing is recorded.
@@ -104,6 +108,7 @@ class DocumentPipeline:
             workflow=workflow,
             run_id=run_id_for(document_id),
             submitted_by=submitted_by,
+            sensitivity=sensitivity,
         )
         doc, created = await self.store.create(new)
         document = {

@@ -8,7 +8,8 @@ Without the embedding model a document is still indexed for full-text search and
 Search ranks chunks twice, by full text (``ts_rank_cd``) and by embedding (cosine), merges the two
 lists by reciprocal rank fusion (k = 60, as Elasticsearch and OpenSearch do) and keeps each
 document's best chunk. Filters (class, tag, source system, entity values, validity dates,
-submission dates) apply in both lists. Every query is scoped to the caller's tenant.
+submission dates) apply in both lists. Every query is scoped to the caller's tenant and to the
+sensitivities its clearance allows (``levels``, from the enforcer), in SQL.
 
 Q&A retrieves the best chunks the same way. A question asking for a contract fact (an amount,
 an expiry, a signing date, a number, the parties: ``question_field``) is answered with that
@@ -40,6 +41,7 @@ from services.gateway.documents import chunks, generate
 from shared.bus import Bus
 from shared.errors import BadRequest, HearthError
 from shared.generators import DEFAULT_GENERATOR
+from shared.identity.authz import Sensitivity
 from shared.inference import Tensor, infer
 from shared.logging import get_logger
 
@@ -59,6 +61,16 @@ class SearchFilters(BaseModel):
     valid_on: date | None = Field(default=None, description="Contracts whose valid_period covers this day.")
     since: datetime | None = None
     until: datetime | None = None
+    sensitivity: list[Sensitivity] = Field(
+        default_factory=list, description="Only documents of these sensitivities (always within your clearance)."
+    )
+
+
+def scoped(filters: SearchFilters, levels: Sequence[str]) -> SearchFilters:
+    """``filters`` with ``sensitivity`` narrowed to the levels the caller is allowed (``levels``): deny by default."""
+    wanted = set(filters.sensitivity)
+    allowed = [level for level in levels if not wanted or level in wanted]
+    return filters.model_copy(update={"sensitivity": allowed})
 
 
 class SearchHit(BaseModel):
@@ -201,7 +213,8 @@ _FILTERS = (
 _CHUNK_QUERY = (
     "SELECT c.id, c.doc_id, c.page, c.start_offset, c.end_offset, c.text FROM doc_chunks c "  # noqa: S608
     "JOIN raw_docs r ON r.id = c.doc_id LEFT JOIN processed_docs p ON p.doc_id = c.doc_id "
-    "WHERE (CAST(:tenant AS text) IS NULL OR c.tenant = :tenant) " + _FILTERS
+    "WHERE (CAST(:tenant AS text) IS NULL OR c.tenant = :tenant) "
+    "AND r.sensitivity = ANY(CAST(:levels AS text[])) " + _FILTERS
 )
 
 
@@ -274,9 +287,11 @@ class SearchIndex:
     async def _ranked(
         self, query: str, filters: SearchFilters, tenant: str | None, vector: list[float] | None, limit: int
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Chunks ranked by text and by vector; ``filters.sensitivity`` is the exact set allowed (scoped)."""
         words = await asyncio.to_thread(chunks.query_terms, query)
         params: dict[str, Any] = {
             "tenant": tenant,
+            "levels": list(filters.sensitivity),
             "class": filters.doc_class,
             "tags": filters.tags or None,
             "source": filters.source_system,
@@ -314,13 +329,21 @@ class SearchIndex:
         return lexical, semantic
 
     async def search(
-        self, query: str, filters: SearchFilters, *, tenant: str | None, limit: int = 10, offset: int = 0
+        self,
+        query: str,
+        filters: SearchFilters,
+        *,
+        tenant: str | None,
+        levels: Sequence[str] = (),
+        limit: int = 10,
+        offset: int = 0,
     ) -> SearchResults:
+        """Documents of ``tenant`` (None: any) whose sensitivity is one of ``levels`` (the caller's allowed)."""
         if not query.strip():
             raise BadRequest("`q` is empty: say what to look for")
         vectors = await self.embed([query])
         vector = vectors[0] if vectors else None
-        lexical, semantic = await self._ranked(query, filters, tenant, vector, CANDIDATES)
+        lexical, semantic = await self._ranked(query, scoped(filters, levels), tenant, vector, CANDIDATES)
         fused = _fuse(lexical, semantic)
         best: dict[str, dict[str, Any]] = {}
         for row in fused:
@@ -369,13 +392,14 @@ class SearchIndex:
         filters: SearchFilters,
         *,
         tenant: str | None,
+        levels: Sequence[str] = (),
         top_k: int = 5,
         mode: AskMode | None = None,
         generator: str | None = None,
         max_tokens: int | None = None,
         temperature: float = 0.0,
     ) -> Answer:
-        """Answer from the caller's documents (``tenant``; None: an admin, every tenant).
+        """Answer from the caller's documents (``tenant``; None: an admin, every tenant; ``levels``: allowed).
 
         ``mode`` auto generates when the generator is configured; generative asks for it (and falls
         back, with a note, like auto does when it fails); extractive never generates.
@@ -392,7 +416,7 @@ class SearchIndex:
             )
         vectors = await self.embed([question])
         qvec = vectors[0] if vectors else None
-        lexical, semantic = await self._ranked(question, filters, tenant, qvec, CANDIDATES)
+        lexical, semantic = await self._ranked(question, scoped(filters, levels), tenant, qvec, CANDIDATES)
         top = _fuse(lexical, semantic)[:top_k]
         if not top:
             return Answer(question=question, answer=None, mode="extractive", confidence=0.0, citations=[])

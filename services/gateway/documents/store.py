@@ -17,6 +17,7 @@ from shared.blobstore import BlobRef
 from shared.classifier import ClassifierStore
 from shared.documents import Classification, Entity
 from shared.errors import Conflict, NotFound
+from shared.identity.authz import DEFAULT_SENSITIVITY, Sensitivity
 
 DocumentStatus = Literal["processing", "processed", "failed"]
 ClassMethod = Literal["rules", "learned", "user"]
@@ -37,6 +38,7 @@ class NewDocument(BaseModel):
     workflow: str
     run_id: str
     submitted_by: str | None = None
+    sensitivity: Sensitivity = DEFAULT_SENSITIVITY
 
 
 class PageSummary(BaseModel):
@@ -77,6 +79,10 @@ class DocumentSummary(BaseModel):
     run_id: str | None = None
     doc_class: str | None = Field(default=None, description="The document's class once processed.")
     tags: list[str] = Field(default_factory=list)
+    sensitivity: Sensitivity = Field(
+        default=DEFAULT_SENSITIVITY,
+        description="public, internal, confidential or secret: a key reads it only with a clearance at least this.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -100,7 +106,7 @@ class Document(DocumentSummary):
 
 _SUMMARY_COLUMNS = (
     "r.id, r.tenant, r.status, r.source_system, r.external_id, r.filename, r.content_type, r.size, r.workflow, "
-    "r.run_id, r.created_at, r.updated_at, p.doc_class, coalesce(p.tags, '{}') AS tags"
+    "r.run_id, r.created_at, r.updated_at, r.sensitivity, p.doc_class, coalesce(p.tags, '{}') AS tags"
 )
 
 
@@ -121,10 +127,11 @@ class DocumentStore:
                     await conn.execute(
                         text(
                             "INSERT INTO raw_docs (id, tenant, source_system, external_id, filename, content_type, "
-                            "size, sha256, blob, inline_text, metadata, status, workflow, run_id, submitted_by) "
-                            "VALUES (:id, :tenant, :source_system, :external_id, :filename, :content_type, :size, "
-                            ":sha256, CAST(:blob AS jsonb), :inline_text, CAST(:metadata AS jsonb), 'processing', "
-                            ":workflow, :run_id, :submitted_by) ON CONFLICT (id) DO NOTHING RETURNING id"
+                            "size, sha256, blob, inline_text, metadata, status, workflow, run_id, submitted_by, "
+                            "sensitivity) VALUES (:id, :tenant, :source_system, :external_id, :filename, "
+                            ":content_type, :size, :sha256, CAST(:blob AS jsonb), :inline_text, "
+                            "CAST(:metadata AS jsonb), 'processing', :workflow, :run_id, :submitted_by, :sensitivity) "
+                            "ON CONFLICT (id) DO NOTHING RETURNING id"
                         ),
                         params,
                     )
@@ -157,7 +164,11 @@ class DocumentStore:
         return DocumentSummary.model_validate(dict(row))
 
     async def get(self, doc_id: str, *, tenant: str | None) -> Document:
-        """One document; another tenant's answers ``NotFound`` like a missing one (``tenant=None``: any)."""
+        """One document; another tenant's answers ``NotFound`` like a missing one (``tenant=None``: any).
+
+        Its sensitivity is the caller's to check (the gateway asks the enforcer, and answers a
+        refusal with the same ``NotFound``).
+        """
         async with self._engine.connect() as conn:
             row = (
                 (
@@ -207,7 +218,9 @@ class DocumentStore:
         tag: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        levels: list[str] | None = None,
     ) -> list[DocumentSummary]:
+        """Summaries, newest first; ``levels``: only documents of these sensitivities (None: any)."""
         async with self._engine.connect() as conn:
             rows = (
                 (
@@ -219,6 +232,7 @@ class DocumentStore:
                             "AND (CAST(:source AS text) IS NULL OR r.source_system = :source) "
                             "AND (CAST(:class AS text) IS NULL OR p.doc_class = :class) "
                             "AND (CAST(:tag AS text) IS NULL OR p.tags @> ARRAY[CAST(:tag AS text)]) "
+                            "AND (CAST(:levels AS text[]) IS NULL OR r.sensitivity = ANY(CAST(:levels AS text[]))) "
                             "ORDER BY r.created_at DESC, r.id LIMIT :limit OFFSET :offset"
                         ),
                         {
@@ -227,6 +241,7 @@ class DocumentStore:
                             "source": source_system,
                             "class": doc_class,
                             "tag": tag,
+                            "levels": levels,
                             "limit": limit,
                             "offset": offset,
                         },
@@ -259,10 +274,11 @@ class DocumentStore:
             await conn.execute(
                 text(
                     "INSERT INTO processed_docs (doc_id, tenant, run_id, language, doc_class, class_confidence, tags, "
-                    "text, pages, entities, provenance, ocr_result, warnings) VALUES (:doc_id, :tenant, :run_id, "
-                    ":language, :doc_class, :class_confidence, :tags, :text, CAST(:pages AS jsonb), "
+                    "text, pages, entities, provenance, ocr_result, warnings, sensitivity) VALUES (:doc_id, :tenant, "
+                    ":run_id, :language, :doc_class, :class_confidence, :tags, :text, CAST(:pages AS jsonb), "
                     "CAST(:entities AS jsonb), CAST(:provenance AS jsonb), CAST(:ocr_result AS jsonb), "
-                    "CAST(:warnings AS jsonb)) ON CONFLICT (doc_id) DO UPDATE SET run_id = EXCLUDED.run_id, "
+                    "CAST(:warnings AS jsonb), (SELECT sensitivity FROM raw_docs WHERE id = :doc_id)) "
+                    "ON CONFLICT (doc_id) DO UPDATE SET run_id = EXCLUDED.run_id, "
                     "language = EXCLUDED.language, doc_class = EXCLUDED.doc_class, "
                     "class_confidence = EXCLUDED.class_confidence, tags = EXCLUDED.tags, text = EXCLUDED.text, "
                     "pages = EXCLUDED.pages, entities = EXCLUDED.entities, provenance = EXCLUDED.provenance, "
@@ -343,6 +359,38 @@ class DocumentStore:
             all_tags=await learner.known_tags(owner),
         )
         return await self.get(doc_id, tenant=tenant)
+
+    async def set_sensitivity(self, doc_id: str, sensitivity: Sensitivity, *, by: str | None) -> bool:
+        """Change a document's sensitivity (both tables), recorded like a correction; False when unchanged."""
+        async with self._engine.begin() as conn:
+            old = (
+                await conn.execute(
+                    text("SELECT tenant, sensitivity FROM raw_docs WHERE id = :id FOR UPDATE"), {"id": doc_id}
+                )
+            ).one_or_none()
+            if old is None:
+                raise NotFound(f"no document {doc_id!r}", code="unknown-document")
+            if old.sensitivity == sensitivity:
+                return False
+            for table, key in (("raw_docs", "id"), ("processed_docs", "doc_id")):
+                await conn.execute(
+                    text(f"UPDATE {table} SET sensitivity = :level WHERE {key} = :id"),  # noqa: S608 - fixed names
+                    {"level": sensitivity, "id": doc_id},
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO doc_corrections (doc_id, tenant, field, old_value, new_value, corrected_by) "
+                    "VALUES (:id, :tenant, 'sensitivity', CAST(:old AS jsonb), CAST(:new AS jsonb), :by)"
+                ),
+                {
+                    "id": doc_id,
+                    "tenant": old.tenant,
+                    "old": json.dumps(old.sensitivity),
+                    "new": json.dumps(sensitivity),
+                    "by": by,
+                },
+            )
+        return True
 
     async def mark_failed(self, doc_id: str, reason: dict[str, Any]) -> bool:
         async with self._engine.begin() as conn:

@@ -22,6 +22,8 @@ from shared.durations import parse_duration
 from shared.errors import InvalidInput
 from shared.identity.apikeys import ApiKeyStore, CreatedKey, KeyInfo
 from shared.identity.audit import EVENTS, AuditLog, AuditRecord, since_of
+from shared.identity.authz import Sensitivity
+from shared.identity.policies import PolicyAdmin
 
 PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9]{12}$")
 
@@ -30,13 +32,18 @@ PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9]{12}$")
 class GovernanceServices:
     keys: ApiKeyStore
     audit: AuditLog
+    policies: PolicyAdmin | None = None
+    """The ``/v1/authz`` admin API's logic; without it (file-only policies) those routes are absent."""
 
 
 def dependencies(services: GovernanceServices) -> dict[str, Provide]:
-    return {
+    provided = {
         "api_keys": Provide(lambda: services.keys, use_cache=True, sync_to_thread=False),
         "audit_log": Provide(lambda: services.audit, use_cache=True, sync_to_thread=False),
     }
+    # None without database policies: key rotation then has no assignments to carry over.
+    provided["policy_admin"] = Provide(lambda: services.policies, use_cache=True, sync_to_thread=False)
+    return provided
 
 
 def _duration(value: str | None) -> float | None:
@@ -69,6 +76,9 @@ class CreateKey(_Expiry):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "user"] = "user"
     tenant: str = Field("default", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    clearance: Sensitivity | None = Field(
+        None, description="The most sensitive documents it may read: public, internal (default), confidential, secret."
+    )
 
 
 class RotateKey(_Expiry):
@@ -90,6 +100,7 @@ class NewKey(BaseModel):
     role: str
     tenant: str
     expires_at: datetime | None
+    clearance: str = "internal"
 
     @classmethod
     def of(cls, created: CreatedKey) -> NewKey:
@@ -101,6 +112,7 @@ class NewKey(BaseModel):
             role=p.role,
             tenant=p.tenant,
             expires_at=created.expires_at,
+            clearance=p.clearance,
         )
 
 
@@ -126,8 +138,10 @@ class KeysController(Controller):
     @post("/", summary="Create a key for a tenant; the key is in this answer only", status_code=201)
     async def create_key(self, request: Request[Any, Any, Any], api_keys: ApiKeyStore) -> NewKey:
         body = validated(CreateKey, await _body(request))
+        # Only when asked: the store's own default (internal) otherwise.
+        clearance = {"clearance": body.clearance} if body.clearance is not None else {}
         created = await api_keys.create(
-            body.name, body.role, tenant=body.tenant, expires_at=body.expiry(), actor=principal_of(request)
+            body.name, body.role, tenant=body.tenant, expires_at=body.expiry(), actor=principal_of(request), **clearance
         )
         return NewKey.of(created)
 
@@ -137,7 +151,9 @@ class KeysController(Controller):
         description="Without expires_at/expires_in the replacement gets the old key's lifetime from now.",
         status_code=201,
     )
-    async def rotate_key(self, request: Request[Any, Any, Any], api_keys: ApiKeyStore, prefix: str) -> NewKey:
+    async def rotate_key(
+        self, request: Request[Any, Any, Any], api_keys: ApiKeyStore, policy_admin: PolicyAdmin | None, prefix: str
+    ) -> NewKey:
         body = validated(RotateKey, await _body(request))
         expiry = body.expiry()
         created = await api_keys.rotate(
@@ -146,6 +162,8 @@ class KeysController(Controller):
             expires_at=expiry if body.expires_at or body.expires_in else "inherit",
             actor=principal_of(request),
         )
+        if policy_admin is not None:  # the replacement has the roles the old key was assigned
+            await policy_admin.carry_over(principal_of(request), prefix, created.prefix)
         return NewKey.of(created)
 
     @delete("/{prefix:str}", summary="Revoke a key at once")
@@ -158,7 +176,9 @@ class KeysController(Controller):
     tags=["governance"],
     summary="Audit log, newest first: access decisions and key events",
     description="`since`: ISO 8601 time or a duration back from now (1h); `principal`: a key prefix; "
-    "`decision`: allow or deny; `event`: access, key.created, key.rotated or key.revoked.",
+    "`decision`: allow or deny; `event`: access, key.created, key.rotated, key.revoked, authz.changed (a policy, "
+    "assignment or role changed), data.read / data.write (a decision on one document), data.search (the "
+    "sensitivities a list, search or question was allowed).",
 )
 async def audit(
     *,
