@@ -14,42 +14,53 @@ from temporalio.client import Client as TemporalClient
 from shared.crypto.payload_codec import EnvelopePayloadCodec
 from shared.crypto.transit import TransitKeyring
 from shared.errors import HearthError, Unavailable
+from shared.logging import get_logger
 from shared.settings import HearthSettings
 
+log = get_logger(__name__)
 
-async def temporal_client(
-    settings: HearthSettings, *, service: str = "gateway", codec: EnvelopePayloadCodec | None = None
-) -> TemporalClient:
+
+async def temporal_client(settings: HearthSettings, *, service: str = "gateway") -> TemporalClient:
     """A Temporal client on the platform namespace: pydantic payloads, encrypted; trace context in headers.
 
-    Workers built on this client inherit both, so activities receive typed models and everything
-    Temporal stores of a run is ciphertext (``shared.crypto.payload_codec``). ``codec`` is the
-    caller's (a service builds it in its composition root); without one, a codec is made on the
-    AppRole of ``service`` (tests and benches act as the gateway). ``Unavailable`` when OpenBao or
-    Temporal cannot be reached, naming which.
+    Workers built on this client inherit all of it, so activities receive typed models and what
+    Temporal stores of a run is ciphertext (``shared.crypto.payload_codec``), sealed on the AppRole
+    of ``service`` (tests and benches act as the gateway). ``Unavailable`` when OpenBao or Temporal
+    cannot be reached, naming which.
     """
-    from shared.capabilities import encrypted_data_converter
+    return await connect_temporal(settings, await payload_codec(settings, service))
+
+
+async def connect_temporal(settings: HearthSettings, codec: EnvelopePayloadCodec | None) -> TemporalClient:
+    """``temporal_client`` with the caller's codec (a service's composition root builds it; ``None``: plaintext)."""
+    from shared.capabilities import DATA_CONVERTER, encrypted_data_converter
     from shared.tracing import temporal_tracing_interceptor
 
-    if codec is None:
-        codec = await payload_codec(settings, service)
     try:
         return await TemporalClient.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=encrypted_data_converter(codec),
+            data_converter=encrypted_data_converter(codec) if codec is not None else DATA_CONVERTER,
             interceptors=[temporal_tracing_interceptor()],
         )
     except RuntimeError as exc:
         raise Unavailable(f"Temporal at {settings.temporal_address} is unreachable: {exc}") from exc
 
 
-async def payload_codec(settings: HearthSettings, service: str) -> EnvelopePayloadCodec:
+async def payload_codec(settings: HearthSettings, service: str) -> EnvelopePayloadCodec | None:
     """The payload codec of ``service`` (its AppRole), with its first data key already fetched.
 
-    Fetching it here makes a process fail at start-up, with a message naming OpenBao, rather
-    than on its first workflow task.
+    Fetching it here makes a process fail at start-up, with a message naming OpenBao, rather than
+    on its first workflow task. ``None`` (payloads in plaintext, logged as a warning) only where no
+    AppRole was provisioned, i.e. the compose stack today; ``prod`` refuses that.
     """
+    credentials = settings.secret_path(f"approle-{service}.json")
+    if not credentials.exists():
+        if settings.environment == "prod":
+            raise Unavailable(f"workflow payload encryption needs the OpenBao AppRole of {service} ({credentials})")
+        # The native launcher always writes it; the compose stack does not provision AppRoles yet.
+        log.warning("workflow payload encryption is OFF: no OpenBao AppRole credentials", service=service)
+        return None
     codec = EnvelopePayloadCodec(TransitKeyring.from_settings(settings, service))
     try:
         await codec.ready()

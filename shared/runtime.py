@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 
 from shared.bus import Bus
 from shared.capabilities import CapabilityRegistry, ServiceHealth
-from shared.clients import payload_codec, temporal_client
+from shared.clients import connect_temporal, payload_codec
 from shared.crypto.payload_codec import EnvelopePayloadCodec
 from shared.errors import Unavailable
 from shared.logging import configure_logging
@@ -111,7 +111,7 @@ def _export_spans(name: str, bus: Bus, settings: HearthSettings, loop: asyncio.A
     setup_tracing(name, exporters=exporters)
 
 
-async def _payload_codec(settings: HearthSettings, name: str) -> EnvelopePayloadCodec:
+async def _payload_codec(settings: HearthSettings, name: str) -> EnvelopePayloadCodec | None:
     """The service's own AppRole seals its workflow payloads (``shared.crypto.payload_codec``).
 
     OpenBao being away stops the start here, with the reason in the log, and supervisor retries
@@ -157,7 +157,7 @@ async def serve(
             if metrics is not None:
                 stack.callback(metrics.stop)
         codec = await _payload_codec(settings, name)
-        temporal = await temporal_client(settings, codec=codec)
+        temporal = await connect_temporal(settings, codec)
         ctx = ServiceContext(name=name, settings=settings, bus=bus, temporal=temporal, codec=codec)
         worker: Worker | None = None
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]

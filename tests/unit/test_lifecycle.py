@@ -127,3 +127,26 @@ def test_the_quantised_variant_is_chosen_when_full_precision_cannot_fit(tmp_path
     assert tight.eviction_plan("ocr", {"pinned", "other"}, variant) == ["other"]
     hopeless = manager(tmp_path, {"pinned": 300}, 500)
     assert hopeless.choose_variant("ocr", {"pinned"}) == (None, None)  # nothing fits: the default, with a warning
+
+
+def test_a_model_with_requests_in_flight_is_evicted_last(tmp_path: Path) -> None:
+    write_model(tmp_path, "new", **{"hearth.memory_mb": "50"})
+    lm = manager(tmp_path, {"old": 40, "recent": 40}, 100)
+    for name in ("old", "recent"):
+        lm.touch(name)
+        time.sleep(0.001)
+    lm.life("old").in_flight = 2
+    assert lm.eviction_plan("new", {"old", "recent"}) == ["recent"]  # not the LRU one: it is busy
+    write_model(tmp_path, "big", **{"hearth.memory_mb": "90"})
+    assert lm.eviction_plan("big", {"old", "recent"}) == ["recent", "old"]  # busy only as a last resort
+
+
+def test_a_busy_model_is_never_unloaded_as_idle(tmp_path: Path) -> None:
+    lm = manager(tmp_path, {}, 1000, idle_ttl_s=0.01)
+    lm.touch("slow")
+    lm.touch("quiet")
+    lm.life("slow").in_flight = 1  # one request longer than the TTL
+    time.sleep(0.02)
+    assert lm.idle({"slow", "quiet"}) == ["quiet"]
+    lm.life("slow").in_flight = 0
+    assert sorted(lm.idle({"slow", "quiet"})) == ["quiet", "slow"]

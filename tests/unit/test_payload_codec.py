@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -13,9 +14,11 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
 from shared.capabilities import DATA_CONVERTER, encrypted_data_converter
+from shared.clients import payload_codec
 from shared.crypto.payload_codec import ENCODING, KEY_VERSION, WRAPPED_KEY, EnvelopePayloadCodec
 from shared.crypto.transit import PAYLOAD_KEY, DataKey
-from shared.errors import PermanentFailure
+from shared.errors import PermanentFailure, Unavailable
+from shared.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -221,3 +224,18 @@ async def test_failure_messages_and_stack_traces_are_encrypted_too() -> None:
 def test_bounds_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least one"):
         EnvelopePayloadCodec(FakeTransit(), max_uses=0)
+
+
+async def test_without_approle_credentials_payloads_stay_plaintext_except_in_prod(tmp_path: Path) -> None:
+    # The compose stack provisions no AppRoles yet: its processes run without the codec, all alike.
+    assert await payload_codec(load_settings(home=tmp_path, environment="dev"), "ocr") is None
+    with pytest.raises(Unavailable, match="AppRole of ocr"):
+        await payload_codec(load_settings(home=tmp_path, environment="prod"), "ocr")
+
+
+async def test_openbao_away_at_start_is_unavailable_naming_it(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, openbao_port=9, environment="dev")  # nothing listens on 9
+    settings.secrets_dir.mkdir(parents=True)
+    settings.secret_path("approle-ocr.json").write_text('{"role_id": "r", "secret_id": "s"}')
+    with pytest.raises(Unavailable, match=r"workflow payload encryption needs OpenBao at http://127\.0\.0\.1:9"):
+        await payload_codec(settings, "ocr")

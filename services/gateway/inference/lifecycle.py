@@ -123,6 +123,7 @@ class ModelLife:
     variant: str | None = None
     variant_reason: str | None = None
     device: str | None = None
+    in_flight: int = 0  # requests inside Triton now
 
 
 @dataclass
@@ -215,8 +216,16 @@ class LifecycleManager:
                 return variant, reason
         return None, None
 
+    def busy(self, name: str) -> bool:
+        """Requests of ``name`` are inside Triton right now."""
+        return self.life(name).in_flight > 0
+
     def eviction_plan(self, name: str, loaded: set[str], variant: str | None = None) -> list[str]:
-        """Models to unload (least recently used first, never pinned) so that ``name`` fits."""
+        """Models to unload so that ``name`` fits: idle ones least recently used first, never pinned.
+
+        A model with requests in flight goes only when evicting every idle one is not enough:
+        Triton lets those requests finish, but their model would be loaded again at once.
+        """
         self.refresh(loaded)
         used = sum(self.estimate_mb(m) for m in loaded if m != name)
         need = self.estimate_mb(name, variant)
@@ -225,11 +234,15 @@ class LifecycleManager:
         needed = {d for m in loaded for d in self.dependencies(m)} | set(self.dependencies(name))
         candidates = sorted(
             (m for m in loaded if m != name and m not in needed and not self.life(m).pinned),
-            key=lambda m: self.life(m).last_used,
+            key=lambda m: (self.busy(m), self.life(m).last_used),
         )
         for victim in candidates:
             if used + need <= self.budget.limit_mb:
                 break
+            if self.busy(victim):
+                log.info(
+                    "evicting a model with requests in flight", model=victim, in_flight=self.life(victim).in_flight
+                )
             plan.append(victim)
             used -= self.estimate_mb(victim)
         if used + need > self.budget.limit_mb:
@@ -247,7 +260,11 @@ class LifecycleManager:
         if self.idle_ttl_s <= 0:
             return []
         now = time.monotonic()
-        idle = {m for m in loaded if not self.life(m).pinned and now - self.life(m).last_used >= self.idle_ttl_s}
+        idle = {
+            m
+            for m in loaded
+            if not self.life(m).pinned and not self.busy(m) and now - self.life(m).last_used >= self.idle_ttl_s
+        }
         # Never unload a model that a model staying loaded still calls.
         while True:
             staying = loaded - idle

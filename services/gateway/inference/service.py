@@ -69,6 +69,8 @@ class ModelState(BaseModel):
     last_unload_reason: str | None = None
     retained_after_unload_mb: float | None = None
     """Memory Triton's own process kept after the last unload (measured)."""
+    in_flight: int = 0
+    """Requests of this model inside Triton now (a busy model is evicted last, never unloaded as idle)."""
     canary: CanaryState | None = None
     """The running (or last) canary release of this model."""
     forecast_next_hour: float = 0.0
@@ -229,7 +231,7 @@ class ModelService:
                 state.last_used, state.cold_start_ms = stat.last_used, stat.cold_start_ms
             life = self._lifecycle.life(name)
             state.memory_mb = life.memory_mb if name in loaded else None
-            state.pinned, state.unloads = life.pinned, life.unloads
+            state.pinned, state.unloads, state.in_flight = life.pinned, life.unloads, life.in_flight
             state.variant, state.device = life.variant, life.device
             state.variant_reason = life.variant_reason
             served = ready_versions.get(name)
@@ -465,6 +467,8 @@ class ModelService:
         """One inference; during a canary it goes to the version the split picks, and counts for it."""
         canary, version = self._canary_version(name)
         started = time.perf_counter()
+        life = self._lifecycle.life(name)
+        life.in_flight += 1  # eviction and idle unload leave a busy model alone
         try:
             if trace.get_current_span().is_recording():  # a dropped trace gets no client span either
                 with _tracer.start_as_current_span(f"triton {name}", kind=trace.SpanKind.CLIENT) as span:
@@ -480,6 +484,8 @@ class ModelService:
         except HearthError as err:
             self._canary_record(name, canary, version, err.status < 500, started)
             raise
+        finally:
+            life.in_flight -= 1
         self._canary_record(name, canary, version, True, started)
         return answer
 
