@@ -579,6 +579,31 @@ def alerts_list(
         console.print(f"[red]rule refused:[/red] {escape(problem)}")
 
 
+audit_app = typer.Typer(help="The audit log's integrity (through the gateway, with the admin key).")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Recompute the audit log's hash chain; exit 1 naming the first entry altered or deleted."""
+    report = cast(dict[str, Any], _gateway(_settings(), "GET", "/v1/audit/verify"))
+    if as_json:
+        print(json.dumps(report, indent=2))
+    elif report["ok"]:
+        console.print(
+            f"[green]ok[/green] {report['entries']} entries chained; head {report['head_id']} {report['head_hash']}",
+            soft_wrap=True,
+        )
+    else:
+        err.print(
+            f"[red]broken[/red] at entry {report['first_bad_id']}: {report['reason']} "
+            f"({report['entries']} entries before it verified)",
+            soft_wrap=True,
+        )
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
 keys_app = typer.Typer(help="API keys: create, list, rotate and revoke (through the gateway, with the admin key).")
 app.add_typer(keys_app, name="keys")
 

@@ -28,7 +28,7 @@ from services.gateway.documents.search import SearchIndex
 from services.gateway.documents.store import DocumentStore
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.governance.authz import AuthzController
-from services.gateway.governance.handlers import GovernanceServices, KeysController, audit
+from services.gateway.governance.handlers import GovernanceServices, KeysController, audit, audit_verify
 from services.gateway.governance.handlers import dependencies as governance_dependencies
 from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.inference.handlers import ModelsController, devices, ocr, serve_nats
@@ -100,7 +100,7 @@ def create_app(
             RunsController,
             DocumentsController,
             TelemetryController,
-            *([KeysController, audit] if governance else []),
+            *([KeysController, audit, audit_verify] if governance else []),
             *([AuthzController] if governance and governance.policies else []),
             *([CodecController] if codec else []),
             search,

@@ -5,11 +5,20 @@ queue; a background task (the gateway guard's) writes them in batches with ``flu
 queue drops the entry, counts it and logs it: auditing never blocks or fails a request. Key
 events are written by ``ApiKeyStore`` in the transaction that changes the key, so they are never
 lost. Entries never hold a key, only its prefix.
+
+The log is a hash chain: each row stores the SHA-256 of the previous row's hash and its own
+canonical content (``entry_digest``), so ``verify_chain`` (``hearth audit verify``) finds any row
+altered or deleted after the fact, even by a database superuser who lifts the append-only
+trigger. Writers serialise on an advisory lock for the length of their transaction, which makes
+the chain order the insertion order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -46,9 +55,13 @@ _COLUMNS: Final = (
     "request_id",
     "trace_id",
 )
+_CHAINED: Final = (*_COLUMNS, "prev_hash", "hash")
 _INSERT: Final = text(
-    f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"  # noqa: S608 - fixed column names
+    f"INSERT INTO audit_log ({', '.join(_CHAINED)}) VALUES ({', '.join(':' + c for c in _CHAINED)})"  # noqa: S608 - fixed column names
 )
+GENESIS: Final = bytes(32)
+"""The ``prev_hash`` of the first entry."""
+_CHAIN_LOCK: Final = 0x48_45_41_52_54_48_41_55  # "HEARTHAU": one advisory lock key for every writer
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,80 @@ class AuditRecord(AuditEntry):
     id: int = 0
 
 
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def entry_digest(prev_hash: bytes, row: Mapping[Any, Any]) -> bytes:
+    """SHA-256 over the previous hash and the entry's columns as canonical JSON."""
+    content = json.dumps(
+        {column: _canonical(row[column]) for column in _COLUMNS},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(prev_hash + content.encode()).digest()
+
+
 async def append(conn: AsyncConnection, entries: list[AuditEntry]) -> None:
-    """Insert ``entries`` on ``conn`` (inside the caller's transaction)."""
-    if entries:
-        await conn.execute(_INSERT, [asdict(e) for e in entries])
+    """Insert ``entries`` on ``conn`` (inside the caller's transaction), chained to the last entry."""
+    if not entries:
+        return
+    # Held until the caller's transaction ends: no other writer can chain onto the same head.
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+    head = (await conn.execute(text("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1"))).scalar()
+    prev = bytes(head) if head is not None else GENESIS
+    rows = []
+    for entry in entries:
+        row = asdict(entry)
+        # Microseconds are what PostgreSQL keeps: hash exactly what will be read back.
+        row["at"] = row["at"].astimezone(UTC)
+        row["prev_hash"] = prev
+        row["hash"] = prev = entry_digest(prev, row)
+        rows.append(row)
+    await conn.execute(_INSERT, rows)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What ``verify_chain`` found."""
+
+    ok: bool
+    entries: int
+    head_id: int | None = None
+    head_hash: str | None = None
+    first_bad_id: int | None = None
+    reason: str | None = None
+
+
+async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
+    """Walk the whole log in order, recomputing every link; the first break, if any."""
+    prev, last_id, count = GENESIS, 0, 0
+    columns = ", ".join(("id", *_CHAINED))
+    async with engine.connect() as conn:
+        while True:
+            rows = (
+                await conn.execute(
+                    text(f"SELECT {columns} FROM audit_log WHERE id > :after ORDER BY id LIMIT :batch"),  # noqa: S608 - fixed columns
+                    {"after": last_id, "batch": batch},
+                )
+            ).mappings()
+            seen = 0
+            for row in rows:
+                seen += 1
+                stored_prev = bytes(row["prev_hash"]) if row["prev_hash"] is not None else None
+                if stored_prev != prev:
+                    why = "an entry before it was deleted or altered" if count else "entries at the start were deleted"
+                    return ChainReport(False, count, last_id or None, prev.hex(), row["id"], why)
+                if bytes(row["hash"]) != entry_digest(prev, row):
+                    return ChainReport(False, count, last_id or None, prev.hex(), row["id"], "its content was altered")
+                prev, last_id = bytes(row["hash"]), row["id"]
+                count += 1
+            if seen < batch:
+                break
+    return ChainReport(True, count, last_id or None, prev.hex() if count else None)
 
 
 def since_of(value: str, now: datetime | None = None) -> datetime:
@@ -147,6 +230,10 @@ class AuditLog:
                     self.record(entry)
                 raise
             written += len(batch)
+
+    async def verify(self) -> ChainReport:
+        """The whole chain checked (``GET /v1/audit/verify``)."""
+        return await verify_chain(self._engine)
 
     async def read(
         self,

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.clients import postgres_engine
+from shared.identity.audit import AuditEntry, append
 from shared.settings import HearthSettings
 from tests.integration.conftest import hearth_cli
 
@@ -177,9 +178,12 @@ async def test_the_audit_table_is_append_only(stack: HearthSettings) -> None:
     engine = postgres_engine(stack, pool_size=1)
     try:
         async with engine.begin() as conn:  # at least one row for the row triggers to refuse changing
-            await conn.execute(
-                text("INSERT INTO audit_log (at, event, decision, reason) VALUES (now(), 'access', 'deny', 'test')")
-            )
+            await append(conn, [AuditEntry(event="access", decision="deny", reason="test")])
+        with pytest.raises(DBAPIError, match="null value"):  # a row outside the hash chain is refused
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("INSERT INTO audit_log (at, event, decision, reason) VALUES (now(), 'access', 'deny', 'test')")
+                )
         for statement in ("UPDATE audit_log SET decision = 'allow'", "DELETE FROM audit_log"):
             with pytest.raises(DBAPIError, match="append-only"):
                 async with engine.begin() as conn:

@@ -21,7 +21,7 @@ from services.gateway.requests import principal_of, validated
 from shared.durations import parse_duration
 from shared.errors import InvalidInput
 from shared.identity.apikeys import ApiKeyStore, CreatedKey, KeyInfo
-from shared.identity.audit import EVENTS, AuditLog, AuditRecord, since_of
+from shared.identity.audit import EVENTS, AuditLog, AuditRecord, ChainReport, since_of
 from shared.identity.authz import Sensitivity
 from shared.identity.policies import PolicyAdmin
 
@@ -196,3 +196,14 @@ async def audit(
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     return await audit_log.read(since=when, principal=principal, decision=decision, event=event, limit=limit)
+
+
+@get(
+    "/v1/audit/verify",
+    tags=["governance"],
+    summary="Check the audit log's hash chain: the first entry altered or deleted, if any",
+    description="Recomputes every entry's hash in order. `ok: false` names the first broken entry and why; "
+    "`head_hash` is the chain's latest hash (keep it elsewhere to notice a truncated tail later).",
+)
+async def audit_verify(audit_log: AuditLog) -> ChainReport:
+    return await audit_log.verify()

@@ -1,0 +1,99 @@
+"""The audit log's hash chain on the real database: an altered or deleted entry is found by
+``hearth audit verify`` even when a superuser lifts the append-only trigger to do it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.launcher.components import postgres_socket_dir
+from shared.settings import HearthSettings
+from tests.integration.conftest import hearth_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def _verify(stack: HearthSettings) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {stack.read_secret('admin-api-key')}"}
+    resp = httpx.get(f"{stack.gateway_url}/v1/audit/verify", headers=headers, timeout=60)
+    assert resp.status_code == 200, resp.text
+    report: dict[str, Any] = resp.json()
+    return report
+
+
+@pytest.fixture
+async def superuser(stack: HearthSettings) -> AsyncIterator[asyncpg.Connection]:
+    """What an intruder with the database's superuser would hold."""
+    conn = await asyncpg.connect(
+        host=str(postgres_socket_dir(stack)), port=stack.postgres_port, user="postgres", database=stack.postgres_db
+    )
+    try:
+        yield conn
+    finally:
+        await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+        await conn.close()
+
+
+def _some_entries(stack: HearthSettings) -> None:
+    headers = {"Authorization": f"Bearer {stack.read_secret('admin-api-key')}"}
+    for _ in range(5):
+        httpx.get(f"{stack.gateway_url}/v1/keys", headers=headers, timeout=30)
+        httpx.get(f"{stack.gateway_url}/v1/keys", timeout=30)  # denied: no key
+    deadline = time.monotonic() + 30
+    while _verify(stack)["entries"] < 10 and time.monotonic() < deadline:  # the writer flushes every second
+        time.sleep(0.5)
+
+
+def test_an_untouched_log_verifies(stack: HearthSettings, stack_environment: dict[str, str]) -> None:
+    _some_entries(stack)
+    report = _verify(stack)
+    assert report["ok"], report
+    assert report["entries"] >= 10
+    out = hearth_cli(stack_environment, "audit", "verify")
+    assert out.stdout.startswith("ok ")
+
+
+async def test_an_altered_entry_is_found_and_named(stack: HearthSettings, superuser: asyncpg.Connection) -> None:
+    _some_entries(stack)
+    victim = await superuser.fetchrow("SELECT id, reason FROM audit_log ORDER BY id DESC OFFSET 3 LIMIT 1")
+    await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    await superuser.execute("UPDATE audit_log SET reason = 'nothing happened' WHERE id = $1", victim["id"])
+    try:
+        report = _verify(stack)
+        assert not report["ok"]
+        assert report["first_bad_id"] == victim["id"]
+        assert "altered" in report["reason"]
+    finally:
+        await superuser.execute("UPDATE audit_log SET reason = $2 WHERE id = $1", victim["id"], victim["reason"])
+    assert _verify(stack)["ok"]
+
+
+async def test_a_deleted_entry_is_found_at_the_next_one(
+    stack: HearthSettings, stack_environment: dict[str, str], superuser: asyncpg.Connection
+) -> None:
+    _some_entries(stack)
+    rows = await superuser.fetch("SELECT * FROM audit_log ORDER BY id DESC OFFSET 3 LIMIT 2")
+    newer, victim = rows[0], rows[1]
+    await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+    await superuser.execute("DELETE FROM audit_log WHERE id = $1", victim["id"])
+    try:
+        report = _verify(stack)
+        assert not report["ok"]
+        assert report["first_bad_id"] == newer["id"]
+        assert "deleted" in report["reason"]
+        broken = hearth_cli(stack_environment, "audit", "verify", check=False)
+        assert broken.returncode == 1
+        assert f"entry {newer['id']}" in " ".join(broken.stderr.split())
+    finally:
+        columns = list(victim.keys())
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(columns)))
+        await superuser.execute(
+            f"INSERT INTO audit_log ({', '.join(columns)}) OVERRIDING SYSTEM VALUE VALUES ({placeholders})",  # noqa: S608 - the table's own columns
+            *victim.values(),
+        )
+    assert _verify(stack)["ok"]
