@@ -73,9 +73,12 @@ def main() -> None:
     print(f"policy: {rules} rules, {args.tenants} tenants, {len(principals)} keys with assignments")
 
     requests = []
-    for _ in range(args.decisions):
+    fresh = []  # the same traffic with ids never seen before (each new document is a new path)
+    for index in range(args.decisions):
         route, method = rng.choice(ROUTES)
-        requests.append((rng.choice(principals), route.replace("{id}", str(rng.randrange(args.paths))), method))
+        who = rng.choice(principals)
+        requests.append((who, route.replace("{id}", str(rng.randrange(args.paths))), method))
+        fresh.append((who, route.replace("{id}", str(args.paths + index)), method, route))
     documents = [
         (rng.choice(principals), DataObject("document", f"tenant-{rng.randrange(args.tenants)}", rng.choice(LEVELS)))
         for _ in range(args.decisions)
@@ -97,6 +100,14 @@ def main() -> None:
         who, path, method = requests[i]
         return authorizer.allowed(subjects_of(who), who.tenant, path, method)
 
+    def fresh_by_path(i: int) -> object:
+        who, path, method, _ = fresh[i]
+        return authorizer.allowed(subjects_of(who), who.tenant, path, method)
+
+    def fresh_by_template(i: int) -> object:
+        who, path, method, template = fresh[i]
+        return authorizer.allowed(subjects_of(who), who.tenant, path, method, template=template)
+
     def memo_data(i: int) -> object:
         who, doc = documents[i]
         return authorizer.permits(who, doc, "read")
@@ -107,6 +118,9 @@ def main() -> None:
     timed(memo_data, args.decisions)
     report("Authorizer.allowed, route (memoised)", timed(memo_route, args.decisions))
     report("Authorizer.permits, document (memoised)", timed(memo_data, args.decisions))
+    report("Authorizer.allowed, new ids, memo per path", timed(fresh_by_path, args.decisions))
+    timed(fresh_by_template, min(args.decisions, 200))  # the guard's memo after its first requests
+    report("Authorizer.allowed, new ids, per template (guard)", timed(fresh_by_template, args.decisions))
     print(f"memo entries: {len(authorizer._routes)} routes, {len(authorizer._data)} data (cleared on a policy change)")
 
 

@@ -79,8 +79,8 @@ class AccessGuard:
         )
         self._audit = audit
 
-    def allowed(self, principal: Principal, path: str, method: str) -> bool:
-        return self.authorizer.allowed(subjects_of(principal), principal.tenant, path, method)
+    def allowed(self, principal: Principal, path: str, method: str, template: str | None = None) -> bool:
+        return self.authorizer.allowed(subjects_of(principal), principal.tenant, path, method, template=template)
 
     def permits(
         self,
@@ -163,7 +163,7 @@ class AccessGuard:
             self._record(connection, "deny", exc.detail, prefix=key_prefix(key))
             raise
         path, method = connection.url.path, connection.scope.get("method", "GET")
-        if not self.allowed(principal, path, method):
+        if not self.allowed(principal, path, method, connection.scope.get("path_template")):
             self._record(connection, "deny", f"no policy lets role {principal.role!r} {method}", principal=principal)
             raise Forbidden(f"role {principal.role!r} may not {method} {path}")
         self._record(connection, "allow", "policy", principal=principal)

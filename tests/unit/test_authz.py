@@ -199,3 +199,38 @@ def test_roles_are_gathered_from_policies_and_assignments_per_domain() -> None:
     assert set(by_name) == {("reader", "acme"), ("user", "acme")}
     assert by_name["reader", "acme"].inherits == ["user"]
     assert [p.resource for p in by_name["reader", "acme"].policies] == ["/v1/documents"]
+
+
+def test_route_decisions_are_memoised_per_template_so_new_ids_hit_the_memo(authz: Authorizer) -> None:
+    template = "/v1/documents/{id}"
+    assert authz.allowed(("user",), "acme", "/v1/documents/1", "GET", template=template)
+    calls = 0
+    enforce = authz.enforcer.enforce
+
+    def counting(*args: object) -> bool:
+        nonlocal calls
+        calls += 1
+        return bool(enforce(*args))
+
+    authz.enforcer.enforce = counting  # type: ignore[method-assign]
+    for doc in range(50):
+        assert authz.allowed(("user",), "acme", f"/v1/documents/{doc + 2}", "GET", template=template)
+    assert calls == 0
+    assert not authz.allowed(("user",), "acme", "/v1/documents/7", "DELETE", template=template)
+    assert calls == 1  # another method is another decision
+
+
+def test_a_policy_on_one_literal_path_turns_the_template_memo_off(authz: Authorizer) -> None:
+    template = "/v1/keys/{prefix}"
+    authz.enforcer.add_policy("user", "acme", "/v1/keys/hk_mine", "GET")  # one key, not every key
+    authz.invalidate()
+    assert authz.allowed(("user",), "acme", "/v1/keys/hk_mine", "GET", template=template)
+    assert not authz.allowed(("user",), "acme", "/v1/keys/hk_other", "GET", template=template)
+
+
+def test_a_path_parameter_spanning_segments_is_never_memoised_per_template(authz: Authorizer) -> None:
+    template = "/v1/files/{path:path}"
+    authz.enforcer.add_policy("user", "acme", "/v1/files/:dir", "GET")  # one segment only
+    authz.invalidate()
+    assert authz.allowed(("user",), "acme", "/v1/files/a", "GET", template=template)
+    assert not authz.allowed(("user",), "acme", "/v1/files/a/b", "GET", template=template)
