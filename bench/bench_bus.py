@@ -38,6 +38,7 @@ from shared.bus import Bus
 from shared.capabilities import CapabilityRegistry, call_capability, service_broker
 from shared.events.catalog import CATALOG
 from shared.events.envelope import Envelope
+from shared.natsauth import connect_options
 from shared.settings import HearthSettings, load_settings
 from shared.tracing import setup_tracing
 
@@ -122,12 +123,12 @@ async def bench_request_reply(nc: Client, settings: HearthSettings, n: int, roun
     await lean.connection.flush()
     # ... and on a FastStream broker with default options (per-message records at INFO are
     # filtered here: the root logger is not configured, as in a service at level WARNING).
-    default = NatsBroker(url, log_level=logging.DEBUG)
+    default = NatsBroker(url, log_level=logging.DEBUG, **connect_options(settings))
     echo_registry(f"{service}d").nats_subscribers(default)
     await default.start()
     await default.connection.flush()
 
-    server = await nats.connect(url)
+    server = await nats.connect(url, **connect_options(settings))
     # ... and without FastStream: the same registry on plain nats-py subscriptions.
     await echo_registry(f"{service}p").subscribe(server)
 

@@ -25,6 +25,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
 from services.gateway.inference.lifecycle import repository_config
+from shared.natsauth import connect_options
 from shared.settings import HearthSettings, get_settings
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "triton_models" / "double"
@@ -84,7 +85,7 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
         timeout=30,
         limits=httpx.Limits(max_keepalive_connections=concurrency * 2),
     )
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_url, **connect_options(settings))
     payload = json.dumps(BODY).encode()
     x = np.array([[1, 2, 3, 4]], dtype=np.float32)
 

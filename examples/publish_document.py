@@ -2,6 +2,10 @@
 
 The bytes go to the blob store (claim check); the event carries the reference. Publishing the
 same event id twice stores it once: pass --event-id to make a retry safe.
+
+It connects as HEARTH_NATS_USER (default the administrator `hearth`): the claim check writes the
+blob store, which a `lob-<name>` publisher may not (README "NATS credentials": such a system sends
+small documents inline and larger ones through POST /v1/documents).
 """
 
 from __future__ import annotations

@@ -7,12 +7,17 @@
 * ``request`` is raw request/reply for ``hearth.svc.>`` / ``hearth.infer.>`` subjects.
 
 Transport failures become ``errors.Unavailable`` (retryable); refusals become the matching
-``HearthError``.
+``HearthError``. Each process connects as its own NATS user (``shared.natsauth``); a subject its
+user may not use is logged as a permissions violation when the server reports it, and the
+publish or request that hit it fails with ``Forbidden`` instead of a bare timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
+import weakref
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, Self
@@ -24,7 +29,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
-from shared.errors import Conflict, HearthError, PermanentFailure, TooLarge, Unavailable
+from shared.errors import Conflict, Forbidden, HearthError, PermanentFailure, TooLarge, Unavailable
 from shared.events.catalog import CATALOG, Catalog, StreamSpec
 from shared.events.envelope import Envelope
 from shared.logging import get_logger
@@ -50,6 +55,56 @@ _NO_RESPONDERS_RETRY_DELAYS: Final = (0.02, 0.1)
 # JetStream API error codes (nats-server errors.json) that mean "the caller sent something wrong".
 _ERR_STREAM_MISMATCH: Final = 10060
 _ERR_MSG_TOO_BIG: Final = 10054
+# nats-py lower-cases the server's -ERR line: 'permissions violation for publish to "subject"'.
+_PERMISSION_RE: Final = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"')
+
+
+class PermissionViolations:
+    """The permissions violations the server reported on one connection, newest per subject."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, float]] = {}
+
+    def record(self, message: str) -> tuple[str, str] | None:
+        """Note a violation from an error message; returns ``(operation, subject)`` or ``None``."""
+        match = _PERMISSION_RE.search(message)
+        if match is None:
+            return None
+        operation, subject = match.groups()
+        self._seen[subject] = (operation, time.monotonic())
+        if len(self._seen) > 256:  # a misconfigured loop must not grow this forever
+            oldest = min(self._seen, key=lambda k: self._seen[k][1])
+            del self._seen[oldest]
+        return operation, subject
+
+    def since(self, subject: str, started: float) -> str | None:
+        """The operation refused on ``subject`` at or after ``started`` (monotonic), if any."""
+        seen = self._seen.get(subject.lower())
+        return seen[0] if seen is not None and seen[1] >= started else None
+
+
+_VIOLATIONS: Final[weakref.WeakKeyDictionary[Client, PermissionViolations]] = weakref.WeakKeyDictionary()
+
+
+def permission_violations(nc: Client) -> PermissionViolations:
+    """The violation record of a connection (created on first use)."""
+    found = _VIOLATIONS.get(nc)
+    if found is None:
+        found = _VIOLATIONS[nc] = PermissionViolations()
+    return found
+
+
+def _forbidden(nc: Client, subject: str, started: float) -> Forbidden | None:
+    found = _VIOLATIONS.get(nc)
+    operation = found.since(subject, started) if found is not None else None
+    if operation is None:
+        return None
+    user = nc.options.get("user") or "anonymous"
+    return Forbidden(
+        f"NATS refused {operation} to {subject} for user {user}: permissions violation (declare the subject "
+        "in shared.natsauth.BUS_USE, or use the credentials of the process that owns it)",
+        code="nats-permission-denied",
+    )
 
 
 class Bus:
@@ -76,19 +131,41 @@ class Bus:
         settings: HearthSettings | None = None,
         *,
         name: str,
+        user: str | None = None,
+        password: str | None = None,
         catalog: Catalog | None = None,
         connect_timeout: float = 5.0,
         connect_attempts: int = 3,
     ) -> Self:
-        """Connect to the stack's NATS; ``Unavailable`` after ``connect_attempts`` failed tries.
+        """Connect to the stack's NATS as ``user`` (default ``HEARTH_NATS_USER``).
 
-        Once connected, the connection reconnects forever (a restarting NATS must not take the
-        service down with it).
+        The password comes from ``secrets/nats/<user>.password`` unless given (a line-of-business
+        publisher's, ``hearth nats publishers create``).
+
+        ``Unavailable`` after ``connect_attempts`` failed tries, or when the server refuses the
+        credentials. Once connected, the connection reconnects forever (a restarting NATS must not
+        take the service down with it).
         """
+        from shared.natsauth import connect_options  # natsauth imports modules that import this one
+
         settings = settings or get_settings()
+        user = user or settings.nats_user
+        credentials = connect_options(settings, user, password)
         closing: list[bool] = []  # set by close(): a disconnect then is expected
+        violations = PermissionViolations()
 
         async def on_error(exc: Exception) -> None:
+            refused = violations.record(str(exc))
+            if refused is not None:
+                log.error(
+                    "nats permissions violation",
+                    connection=name,
+                    user=user,
+                    operation=refused[0],
+                    subject=refused[1],
+                    hint="declare the subject in shared.natsauth.BUS_USE",
+                )
+                return
             log.warning("nats connection error", connection=name, error=repr(exc))
 
         async def on_disconnect() -> None:
@@ -109,9 +186,17 @@ class Bus:
                 error_cb=on_error,
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
+                **credentials,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
+            if "authorization violation" in str(exc).lower():
+                raise Unavailable(
+                    f"NATS at {settings.nats_url} refused user {user!r} (authorization violation): its password "
+                    f"in {settings.secret_path(f'nats/{user}.password')} is not the one in the server's config; "
+                    "`hearth up` re-renders the config"
+                ) from exc
             raise Unavailable(f"cannot connect to NATS at {settings.nats_url}: {exc!r}") from exc
+        _VIOLATIONS[nc] = violations
         nc.options["max_reconnect_attempts"] = -1  # read on every reconnect
         bus = cls(nc, settings=settings, catalog=catalog, owns_connection=True)
         bus._closing = closing
@@ -185,9 +270,13 @@ class Bus:
         hdrs = dict(headers) if headers else {}
         hdrs[MSG_ID_HEADER] = msg_id
         inject_headers(hdrs)
+        started = time.monotonic()
         try:
             return await self.js.publish(subject, payload, timeout=timeout, stream=stream, headers=hdrs)
         except _TRANSPORT_ERRORS as exc:
+            refused = _forbidden(self.nc, subject, started)
+            if refused is not None:
+                raise refused from exc
             raise Unavailable(
                 f"JetStream did not acknowledge {subject} (stream {stream}): {type(exc).__name__}; "
                 "is the stack up and were the streams provisioned (Bus.ensure_streams)?"
@@ -286,15 +375,23 @@ async def request(
     service starts is not yet "service down". Retries stay inside ``timeout``.
     """
     loop = asyncio.get_running_loop()
+    started = time.monotonic()
     deadline = loop.time() + timeout
-    for delay in _NO_RESPONDERS_RETRY_DELAYS:
-        try:
-            return await nc.request(subject, payload, timeout=max(0.001, deadline - loop.time()), headers=headers)
-        except nats.errors.NoRespondersError:
-            if loop.time() + delay >= deadline:
-                raise
-            await asyncio.sleep(delay)
-    return await nc.request(subject, payload, timeout=max(0.001, deadline - loop.time()), headers=headers)
+    try:
+        for delay in _NO_RESPONDERS_RETRY_DELAYS:
+            try:
+                return await nc.request(subject, payload, timeout=max(0.001, deadline - loop.time()), headers=headers)
+            except nats.errors.NoRespondersError:
+                if loop.time() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+        return await nc.request(subject, payload, timeout=max(0.001, deadline - loop.time()), headers=headers)
+    except nats.errors.TimeoutError as exc:
+        # A refused publish is dropped by the server: the caller would only see the timeout.
+        refused = _forbidden(nc, subject, started)
+        if refused is not None:
+            raise refused from exc
+        raise
 
 
 def _config_drift(current: api.StreamConfig, wanted: api.StreamConfig) -> set[str]:

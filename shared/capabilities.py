@@ -121,11 +121,15 @@ def service_broker(settings: HearthSettings, *, name: str, **options: Any) -> Na
       Subscribers added to this broker by hand receive the decoded body as their one argument.
     * per-message "Received"/"Processed" records at DEBUG, through the standard logger that
       ``configure_logging`` formats (FastStream's default is INFO on its own handler);
-    * reconnect forever.
+    * reconnect forever;
+    * the NATS user ``HEARTH_NATS_USER`` (``settings.nats_user``) with its own inbox prefix.
 
     ``options`` are passed to ``NatsBroker`` and win over these defaults.
     """
+    from shared.natsauth import broker_options  # natsauth imports this module
+
     kwargs: dict[str, Any] = {
+        **broker_options(settings),
         "name": name,
         "apply_types": False,
         "log_level": logging.DEBUG,

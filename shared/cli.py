@@ -1,4 +1,4 @@
-"""The ``hearth`` command: ``up | down | status | logs``, ``models ...``, ``workflows ...``, ``keys ...``.
+"""The ``hearth`` command: ``up | down | status | logs``, ``models ...``, ``workflows ...``, ``keys ...``, ``nats ...``.
 
 Every expected failure prints one message naming the cause and the fix (exit 1); a traceback
 only ever appears for a bug, and then after that message.
@@ -843,6 +843,97 @@ def roles_remove(name: str, domain: _Domain = None) -> None:
     """Remove role NAME from a domain: its policies and every assignment of it."""
     _gateway(_settings(), "DELETE", f"/v1/authz/roles/{name}", params=_params(domain=domain))
     console.print(f"removed role {escape(name)}")
+
+
+nats_app = typer.Typer(help="NATS users: line-of-business publishers, and the permissions each user has.")
+app.add_typer(nats_app, name="nats")
+publishers_app = typer.Typer(help="Line-of-business publishers: publish on hearth.ingest.>, read their results.")
+nats_app.add_typer(publishers_app, name="publishers")
+
+
+def _apply_nats(settings: HearthSettings) -> str:
+    from shared import natsauth
+
+    if not settings.nats_auth:
+        return "HEARTH_NATS_AUTH is false: this server takes no users, the change has no effect there"
+    if natsauth.reload(settings):
+        return "nats-server reloaded its config"
+    return "NATS is not running: the change applies at the next `hearth up`"
+
+
+@publishers_app.command("create")
+def publishers_create(name: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Create a publisher's NATS user; its password is printed once."""
+    from shared import natsauth
+
+    settings = _settings()
+    try:
+        publisher, password = natsauth.create_publisher(settings, name)
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    applied = _apply_nats(settings)
+    if as_json:
+        body = {"name": name, "user": publisher.user, "password": password, "url": settings.nats_url}
+        print(json.dumps({**body, "inbox_prefix": natsauth.inbox_prefix(publisher.user)}, indent=2))
+        return
+    console.print(
+        f"publisher {escape(name)}: NATS user {publisher.user}, inbox prefix "
+        f"{natsauth.inbox_prefix(publisher.user)}, server {settings.nats_url} ({applied}). "
+        "Store the password now: it is not shown again."
+    )
+    print(password)
+
+
+@publishers_app.command("list")
+def publishers_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered publishers (never their passwords)."""
+    from shared import natsauth
+
+    publishers = natsauth.list_publishers(_settings())
+    if as_json:
+        rows = [{"name": p.name, "user": p.user, "created_at": p.created_at.isoformat()} for p in publishers]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="NATS publishers")
+    for col in ("name", "user", "created"):
+        table.add_column(col)
+    for p in publishers:
+        table.add_row(escape(p.name), p.user, _when(p.created_at.isoformat()))
+    console.print(table)
+
+
+@publishers_app.command("revoke")
+def publishers_revoke(name: str) -> None:
+    """Remove a publisher; the server drops its connections when it reloads."""
+    from shared import natsauth
+
+    settings = _settings()
+    try:
+        natsauth.revoke_publisher(settings, name)
+    except KeyError:
+        _fail(f"no publisher {name!r} (`hearth nats publishers list` shows them)")
+        return
+    console.print(f"revoked {escape(name)} ({_apply_nats(settings)})")
+
+
+@nats_app.command("permissions")
+def nats_permissions(user: str) -> None:
+    """What a NATS user may publish and subscribe to: a service, or a publisher as lob-<name>."""
+    from shared import natsauth
+
+    try:
+        if user in SERVICES:
+            perms = natsauth.service_permissions(user)
+        elif user.startswith(natsauth.PUBLISHER_PREFIX):
+            perms = natsauth.publisher_permissions(user)
+        else:
+            _fail(f"{user!r} is neither a service ({', '.join(SERVICES)}) nor a publisher (lob-<name>)")
+            return
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    print(json.dumps(perms.conf(), indent=2))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, Field
 
-from shared.settings import HearthSettings
+from shared.settings import HearthSettings, SettingsError
 
 Status = Literal["ok", "degraded", "down"]
 
@@ -234,9 +234,17 @@ async def probe_services(
     """Health of several services, asked over one short-lived NATS connection."""
     import nats
 
+    from shared.natsauth import connect_options
+
     try:
-        nc = await nats.connect(settings.nats_url, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0)
-    except (NatsError, OSError) as exc:
+        nc = await nats.connect(
+            settings.nats_url,
+            connect_timeout=2,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            **connect_options(settings),
+        )
+    except (NatsError, OSError, SettingsError) as exc:
         return {n: ComponentHealth(name=n, status="down", detail=f"NATS unreachable: {exc}") for n in names}
     try:
         results = await asyncio.gather(*(probe_service(nc, n, timeout) for n in names))

@@ -137,8 +137,9 @@ async def serve(
     ``workflows`` and ``activities`` (beyond the registry's, e.g. local activities) join the
     service's Temporal worker; only the workflow worker has any.
     """
-    settings = settings or get_settings()
     name = registry.service
+    # Every NATS connection of the process (bus, health probes) uses the service's own user.
+    settings = (settings or get_settings()).model_copy(update={"nats_user": name})
     configure_logging(name, settings.log_level)
     set_metrics_enabled(settings.telemetry_enabled)
     if settings.telemetry_enabled:

@@ -83,6 +83,12 @@ class HearthSettings(BaseSettings):
     triton_host: str | None = Field(None, description="Host of Triton for the gateway; default bind_host.")
     gateway_host: str | None = Field(None, description="Host of the gateway for clients; default bind_host.")
 
+    nats_user: str = Field(
+        "hearth", description="NATS user this process connects as; services connect as their own name."
+    )
+    nats_auth: bool = Field(
+        True, description="NATS requires users (passwords in secrets/nats/); false only for a server without them."
+    )
     temporal_namespace: str = Field("default", description="Temporal namespace the services use.")
     postgres_db: str = Field("hearth", description="PostgreSQL database of the platform.")
     postgres_user: str = Field("hearth", description="PostgreSQL role the services use.")
@@ -242,6 +248,7 @@ class HearthSettings(BaseSettings):
                 env[f"HEARTH_{name.upper()}"] = value
         env["HEARTH_PORT_OFFSET"] = "0"  # ports above are final already
         env["HEARTH_ENVIRONMENT"] = self.environment
+        env["HEARTH_NATS_AUTH"] = "true" if self.nats_auth else "false"
         env["HEARTH_LOG_LEVEL"] = self.log_level
         env["HEARTH_TRITON_VENV"] = str(self.triton_venv)
         env["HEARTH_TRITON_MODEL_REPOSITORY"] = str(self.triton_model_repository)

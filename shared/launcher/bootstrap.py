@@ -95,6 +95,7 @@ def prepare_state(settings: HearthSettings) -> None:
     _ensure_secret(settings, "triton-admin-key", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "metrics-token", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "openbao-unseal.key", lambda: secrets.token_bytes(32))
+    ensure_nats_credentials(settings)
     prepare_postgres(settings)
     prepare_triton(settings)
 
@@ -340,6 +341,13 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
 
 
 # ---- NATS -------------------------------------------------------------------------------------
+
+
+def ensure_nats_credentials(settings: HearthSettings) -> None:
+    """The NATS users' passwords and hashes (``secrets/nats/``), before the config is rendered."""
+    from shared.natsauth import ensure_credentials
+
+    ensure_credentials(settings)
 
 
 async def bootstrap_nats(settings: HearthSettings) -> None:

@@ -19,11 +19,20 @@ def _q(value: str | Path) -> str:
 
 
 def nats_conf(settings: HearthSettings) -> str:
+    """The server config; with ``HEARTH_NATS_AUTH`` (the default) every client needs a user.
+
+    Users and their permissions come from ``shared.natsauth`` (a SIGHUP, ``natsauth.reload``,
+    applies changes without a restart).
+    """
+    from shared.natsauth import authorization_conf  # imports the event catalog: only when rendering
+
     store = settings.data_dir("nats")
+    authorization = authorization_conf(settings) if settings.nats_auth else ""
     return f"""# Rendered by `hearth up` from HEARTH_* settings; edits are overwritten.
 server_name: hearth
 listen: {settings.bind_host}:{settings.nats_port}
 http: {settings.bind_host}:{settings.nats_monitor_port}
+pid_file: {_q(settings.run_dir / "nats.pid")}
 # Page images for OCR travel as lossless PNG (a noisy A4 scan is about 1 MB); events stay under
 # HEARTH_EVENT_INLINE_MAX_BYTES regardless.
 max_payload: 4MB
@@ -34,7 +43,7 @@ jetstream {{
   # fsync every write.
   sync_interval: always
 }}
-"""
+{authorization}"""
 
 
 def openbao_hcl(settings: HearthSettings) -> str:

@@ -248,12 +248,16 @@ def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
         report(f"supervisord started (state dir {settings.home})")
     else:
         report(f"Hearth is already running under supervisord pid {running}: checking every component")
+        nats_conf_path = settings.run_dir / "nats.conf"
+        previous = nats_conf_path.read_text() if nats_conf_path.exists() else ""
         _render(settings, components)
         sup.reload_config()
-        from shared.natsauth import signal_reload  # the event catalog: only when it is needed
+        # Only on a change: a reload re-checks the credentials of every connected client.
+        if nats_conf_path.read_text() != previous:
+            from shared.natsauth import signal_reload  # the event catalog: only when it is needed
 
-        if settings.nats_auth and signal_reload(settings):
-            report("nats-server reloaded its users and permissions")
+            if signal_reload(settings):
+                report("nats-server reloaded its users and permissions")
     return asyncio.run(_start_tiers(settings, sup, components, report, started))
 
 

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from shared.clients import temporal_client
     from shared.errors import HearthError, InvalidInput, NotFound, Unavailable
+    from shared.natsauth import broker_options
     from shared.settings import HearthSettings
     from shared.tracing import setup_tracing
 
@@ -116,7 +117,7 @@ async def served(request: pytest.FixtureRequest, stack: HearthSettings) -> Async
     broker = (
         service_broker(stack, name=f"hearth-{service.name}")
         if request.param == "lean"
-        else NatsBroker(stack.nats_url, name=f"hearth-{service.name}")
+        else NatsBroker(stack.nats_url, name=f"hearth-{service.name}", **broker_options(stack))
     )
     service.registry.nats_subscribers(broker)
     await broker.start()

@@ -12,6 +12,7 @@ import nats
 import pytest
 
 from shared.blobstore import BlobRef, BlobStore
+from shared.natsauth import connect_options
 from shared.settings import REPO_ROOT, HearthSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -44,7 +45,7 @@ async def test_lob_publisher_claim_check_and_safe_retry(
     assert "duplicate=True" in retry
     seq = int(first.split(" seq ")[1].split()[0])
 
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     try:
         js = nc.jetstream()
         stored = await js.get_msg("HEARTH_INGEST", seq)

@@ -18,6 +18,7 @@ import pytest
 
 from shared.clients import postgres_engine
 from shared.identity.apikeys import ApiKeyStore
+from shared.natsauth import connect_options
 from shared.settings import HearthSettings
 from tests.integration.conftest import TEST_IDLE_TTL_S, hearth_cli
 
@@ -87,7 +88,7 @@ def test_kserve_v2_inference_over_http(stack: HearthSettings, model: str, admin:
 async def test_nats_inference_gives_the_same_answer(stack: HearthSettings, model: str, admin: dict[str, str]) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         over_http = await client.post(f"{stack.gateway_url}/v1/models/{model}/infer", json=INFER_BODY, headers=admin)
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     try:
         msg = await nc.request(f"hearth.infer.{model}", json.dumps(INFER_BODY).encode(), timeout=30)
         bad = await nc.request(f"hearth.infer.{model}", b'{"inputs": "nope"}', timeout=30)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.blobstore import BlobRef, BlobStore
 from shared.clients import postgres_engine
 from shared.identity.apikeys import ApiKeyStore
+from shared.natsauth import connect_options
 from shared.settings import HearthSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -282,7 +283,7 @@ async def test_an_uploaded_file_goes_to_the_blob_store_and_its_ref_into_the_inpu
     ref = BlobRef.model_validate(doc["blob"])
     assert ref.size == len(content)
     assert ref.sha256 == hashlib.sha256(content).hexdigest()
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     try:
         blobs = await BlobStore.create(nc.jetstream(), stack, bucket=ref.bucket)
         assert await blobs.get(ref) == content

@@ -18,6 +18,7 @@ import nats
 import psutil
 import pytest
 
+from shared.natsauth import connect_options
 from shared.settings import SERVICES, HearthSettings
 from tests.integration.conftest import hearth_cli, stack_env
 
@@ -174,7 +175,7 @@ async def test_down_then_up_keeps_messages_rows_and_keys(
     stream, subject = f"T_{tag}", f"test.{tag}.kept"
     root_token = json.loads(stack.secret_path("openbao-init.json").read_text())["root_token"]
 
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     js = nc.jetstream()
     await js.add_stream(name=stream, subjects=[f"test.{tag}.>"])
     ack = await js.publish(subject, b"kept across restarts", headers={"Nats-Msg-Id": tag})
@@ -195,7 +196,7 @@ async def test_down_then_up_keeps_messages_rows_and_keys(
     assert status_json(stack_environment)["healthy"] is False
     hearth_cli(stack_environment, "up", timeout=300)
 
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     msg = await nc.jetstream().get_msg(stream, ack.seq)
     assert msg.data == b"kept across restarts"
     await nc.jetstream().delete_stream(stream)

@@ -27,6 +27,7 @@ from services.telemetry.scrape import Scalar, Scrape
 from services.telemetry.selectors import Selector
 from services.telemetry.store import TelemetryStore
 from shared.clients import postgres_engine
+from shared.natsauth import connect_options
 from shared.settings import SERVICES, HearthSettings
 from tests.integration.conftest import WEBHOOK_PORT
 
@@ -215,7 +216,7 @@ def webhook(stack: HearthSettings) -> Iterator[list[dict[str, Any]]]:
 async def test_an_alert_fires_under_load_and_resolves_after_it(
     stack: HearthSettings, api: httpx.AsyncClient, webhook: list[dict[str, Any]]
 ) -> None:
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     events: list[dict[str, Any]] = []
 
     async def received(msg: Any) -> None:

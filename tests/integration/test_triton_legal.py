@@ -10,6 +10,7 @@ import httpx
 import nats
 import pytest
 
+from shared.natsauth import connect_options
 from shared.settings import REPO_ROOT, HearthSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -80,7 +81,7 @@ def test_chinese_contract_over_rest(stack: HearthSettings, admin: dict[str, str]
 async def test_nats_gives_the_same_entities_for_selected_fields(stack: HearthSettings, admin: dict[str, str]) -> None:
     payload = body(contract_text(), {"entities_to_extract": ["contract_type", "valid_period"], "language": "zh"})
     over_http = result_of(infer(stack, admin, payload).json())
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     try:
         msg = await nc.request(f"hearth.infer.{MODEL}", json.dumps(payload).encode(), timeout=60)
     finally:

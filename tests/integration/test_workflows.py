@@ -32,6 +32,7 @@ from shared.capabilities import call_capability
 from shared.clients import postgres_engine, temporal_client
 from shared.errors import NotFound
 from shared.events.envelope import Envelope
+from shared.natsauth import connect_options
 from shared.settings import HearthSettings
 from shared.workflow import (
     CancelRequest,
@@ -125,7 +126,7 @@ async def records(engine: AsyncEngine, collection: str, tag_value: str) -> list[
 
 async def stored_events(stack: HearthSettings, run_id: str, subject: str = "hearth.workflow.>") -> list[Envelope]:
     """The events JetStream kept for one run (duplicates dropped by the server do not appear)."""
-    nc = await nats.connect(stack.nats_url)
+    nc = await nats.connect(stack.nats_url, **connect_options(stack))
     try:
         js = nc.jetstream()
         stream = "HEARTH_WORKFLOW" if subject.startswith("hearth.workflow") else "HEARTH_INGEST"

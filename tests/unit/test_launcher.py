@@ -20,6 +20,7 @@ def settings(tmp_path: Path) -> HearthSettings:
 
 
 def test_nats_fsyncs_every_write_and_binds_loopback(settings: HearthSettings) -> None:
+    bootstrap.ensure_nats_credentials(settings)
     conf = nats_conf(settings)
     assert "sync_interval: always" in conf
     assert f"listen: 127.0.0.1:{settings.nats_port}" in conf
