@@ -280,7 +280,9 @@ async def test_killing_the_worker_mid_run_neither_loses_the_run_nor_repeats_its_
 ) -> None:
     skip_on_external_stack()
     t = tag()
-    started = await runs.start("t_review", {"tag": t, "amount": 10})
+    # Not t_review: its 4 s deadline is shorter than a worker restart (AppRole login, payload key,
+    # Temporal connect), and the review below is delivered only once the restarted worker answers.
+    started = await runs.start("t_review_patient", {"tag": t, "amount": 10})
     await wait_status(runs, started.id, lambda d: d.status == "waiting_review")
     pid = int(supervisorctl(stack, "pid", "workflows").strip())
     os.kill(pid, signal.SIGKILL)  # supervisor restarts it; the run lives in Temporal
