@@ -40,6 +40,11 @@ def _settings() -> HearthSettings:
         raise typer.Exit(2) from None
 
 
+def _progress(line: str) -> None:
+    """A launcher step as it happens (``up``, ``down``, backup and restore)."""
+    console.print(f"[dim]·[/dim] {line}")
+
+
 def _fail(message: str) -> None:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
@@ -50,7 +55,7 @@ def up() -> None:
     """Start the whole stack, wait until every component is healthy, print the URLs."""
     settings = _settings()
     try:
-        elapsed = stack.up(settings, report=lambda line: console.print(f"[dim]·[/dim] {line}"))
+        elapsed = stack.up(settings, report=_progress)
     except (stack.LaunchError, SupervisorError) as exc:
         _fail(str(exc))
         return
@@ -68,7 +73,7 @@ def down() -> None:
     """Stop every component (data is kept under HEARTH_HOME)."""
     settings = _settings()
     try:
-        stopped = stack.down(settings, report=lambda line: console.print(f"[dim]·[/dim] {line}"))
+        stopped = stack.down(settings, report=_progress)
     except stack.LaunchError as exc:
         _fail(str(exc))
         return
@@ -168,7 +173,7 @@ def backup_create(
             settings,
             target,
             backup.passphrase_from(passphrase_file),
-            report=lambda line: console.print(f"[dim]·[/dim] {line}"),
+            report=_progress,
         )
     except backup.BackupError as exc:
         _fail(str(exc))
@@ -218,7 +223,7 @@ def restore(
             settings,
             archive,
             backup.passphrase_from(passphrase_file),
-            report=lambda line: console.print(f"[dim]·[/dim] {line}"),
+            report=_progress,
         )
     except (backup.BackupError, stack.LaunchError, SupervisorError) as exc:
         _fail(str(exc))

@@ -43,6 +43,12 @@ def validated(model: type[_M], data: Any) -> _M:
         raise ValidationException("the request body is invalid", extra=errors) from None
 
 
+async def json_body(request: Request[Any, Any, Any]) -> bytes:
+    """The request body, or ``{}`` when it is empty (routes whose fields all have defaults)."""
+    body = await request.body()
+    return body if body.strip() else b"{}"
+
+
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
     principal: Principal = request.state.principal  # set by AccessGuard on every non-public route
     return principal

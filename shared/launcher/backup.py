@@ -431,7 +431,7 @@ def restore_backup(settings: HearthSettings, archive: Path, passphrase: bytes, r
 def passphrase_from(path: Path | None) -> bytes:
     """The archive passphrase: a file's first line, else ``HEARTH_BACKUP_PASSPHRASE``."""
     if path is not None:
-        value = path.read_text().splitlines()[0] if path.read_text() else ""
+        value = next(iter(path.read_text().splitlines()), "")
     else:
         value = os.environ.get("HEARTH_BACKUP_PASSPHRASE", "")
     if not value:

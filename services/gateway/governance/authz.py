@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.gateway.requests import principal_of, validated
+from services.gateway.requests import json_body, principal_of, validated
 from shared.identity.authz import Assignment, Policy, Role
 from shared.identity.policies import Permission, PolicyAdmin
 
@@ -52,11 +52,6 @@ class NewRole(BaseModel):
     inherits: list[str] = Field(default_factory=list, max_length=20, description="Roles this one includes.")
 
 
-async def _json(request: Request[Any, Any, Any]) -> bytes:
-    body = await request.body()
-    return body if body.strip() else b"{}"
-
-
 class AuthzController(Controller):
     path = "/v1/authz"
     tags = ["governance"]
@@ -74,7 +69,7 @@ class AuthzController(Controller):
 
     @post("/policies", summary="Grant a role methods on a resource in a domain", status_code=201)
     async def add_policy(self, request: Request[Any, Any, Any], policy_admin: PolicyAdmin) -> Policy:
-        body = validated(NewPolicy, await _json(request))
+        body = validated(NewPolicy, await json_body(request))
         policy = Policy(body.role, body.domain or "", body.resource, body.methods)
         return await policy_admin.add_policy(principal_of(request), policy)
 
@@ -104,7 +99,7 @@ class AuthzController(Controller):
 
     @post("/assignments", summary="Give a key (or a role) a role in a domain", status_code=201)
     async def assign(self, request: Request[Any, Any, Any], policy_admin: PolicyAdmin) -> Assignment:
-        body = validated(NewAssignment, await _json(request))
+        body = validated(NewAssignment, await json_body(request))
         return await policy_admin.assign(principal_of(request), Assignment(body.member, body.role, body.domain or ""))
 
     @delete("/assignments", summary="Take a role from a key (or a role) in a domain")
@@ -127,7 +122,7 @@ class AuthzController(Controller):
 
     @post("/roles", summary="Create a role: its permissions and the roles it includes", status_code=201)
     async def add_role(self, request: Request[Any, Any, Any], policy_admin: PolicyAdmin) -> Role:
-        body = validated(NewRole, await _json(request))
+        body = validated(NewRole, await json_body(request))
         return await policy_admin.add_role(
             principal_of(request),
             body.name,

@@ -17,7 +17,7 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from pydantic import BaseModel, Field, field_validator
 
-from services.gateway.requests import principal_of, validated
+from services.gateway.requests import json_body, principal_of, validated
 from shared.durations import parse_duration
 from shared.errors import InvalidInput
 from shared.identity.apikeys import ApiKeyStore, CreatedKey, KeyInfo
@@ -122,11 +122,6 @@ def _prefix(prefix: str) -> str:
     return prefix
 
 
-async def _body(request: Request[Any, Any, Any]) -> bytes:
-    body = await request.body()
-    return body if body.strip() else b"{}"
-
-
 class KeysController(Controller):
     path = "/v1/keys"
     tags = ["governance"]
@@ -137,7 +132,7 @@ class KeysController(Controller):
 
     @post("/", summary="Create a key for a tenant; the key is in this answer only", status_code=201)
     async def create_key(self, request: Request[Any, Any, Any], api_keys: ApiKeyStore) -> NewKey:
-        body = validated(CreateKey, await _body(request))
+        body = validated(CreateKey, await json_body(request))
         # Only when asked: the store's own default (internal) otherwise.
         clearance = {"clearance": body.clearance} if body.clearance is not None else {}
         created = await api_keys.create(
@@ -154,7 +149,7 @@ class KeysController(Controller):
     async def rotate_key(
         self, request: Request[Any, Any, Any], api_keys: ApiKeyStore, policy_admin: PolicyAdmin | None, prefix: str
     ) -> NewKey:
-        body = validated(RotateKey, await _body(request))
+        body = validated(RotateKey, await json_body(request))
         expiry = body.expiry()
         created = await api_keys.rotate(
             _prefix(prefix),
