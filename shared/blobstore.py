@@ -25,6 +25,11 @@ checks what it reads. A meta record without ``Hearth-Encryption`` is a plaintext
 before encryption, or by a store without a keyring) and reads as before. ``rewrap`` re-wraps an
 object's data key under the newest version of its tenant key after a rotation, rewriting the meta
 record only.
+
+The cold tier (``shared.coldstore``): the governance service moves blobs nobody read for a while
+to compressed, sealed copies outside JetStream and deletes them here. ``open`` (and so ``get``) of
+such a blob finds no meta record, restores the cold copy into the bucket (same key, same
+``BlobRef``, a fresh data key), removes the cold copy and reads on: callers never see the tier.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from nats.js.object_store import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.coldstore import ColdStore
 from shared.crypto import TAG_BYTES, SealHeader, TransitKeyring, open_chunk, seal_chunk
 from shared.errors import Conflict, InvalidInput, NotFound, PermanentFailure, TooLarge, Unavailable
 from shared.logging import get_logger
@@ -190,9 +196,12 @@ class BlobStore:
         chunk_size: int = CHUNK_SIZE,
         timeout: float = 10.0,
         keyring: TransitKeyring | None = None,
+        cold: ColdStore | None = None,
     ) -> None:
         self._js = js
         self.keyring = keyring
+        self.cold = cold
+        """Where blobs moved to the cold tier are restored from; ``None``: no cold tier."""
         self.bucket = bucket
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
@@ -237,7 +246,8 @@ class BlobStore:
                 "blob encryption is OFF: no OpenBao AppRole credentials",
                 missing=str(settings.secret_path(f"approle-{service}.json")),
             )
-        return cls(js, bucket=bucket, max_bytes=settings.blob_max_bytes, keyring=keyring)
+        cold = ColdStore.from_settings(settings, keyring)
+        return cls(js, bucket=bucket, max_bytes=settings.blob_max_bytes, keyring=keyring, cold=cold)
 
     # ---- write ---------------------------------------------------------------------------
     async def put(
@@ -329,6 +339,8 @@ class BlobStore:
         if ref.bucket != self.bucket:
             raise InvalidInput(f"blob {ref.key!r} belongs to bucket {ref.bucket!r}, not {self.bucket!r}")
         info = await self._existing(ref.key)
+        if (info is None or info.deleted) and self.cold is not None:
+            info = await self._restore(ref)
         current = self._ref_from_info(ref.key, info)
         if info is None or current.sha256 != ref.sha256 or current.size != ref.size:
             raise PermanentFailure(f"blob {ref.key!r} changed since the reference was made", code="blob-mismatch")
@@ -399,6 +411,22 @@ class BlobStore:
             raise Unavailable(f"blob bucket {self.bucket!r} did not store the rewrapped meta record: {exc!r}") from exc
         return True
 
+    async def _restore(self, ref: BlobRef) -> api.ObjectInfo | None:
+        """Bring ``ref`` back from the cold tier (the hot copy is missing); its meta record, or ``None``."""
+        if self.cold is None:
+            return None
+        manifest = await self.cold.manifest(self.bucket, ref.key)
+        if manifest is None:
+            return None
+        try:
+            await self.put(self.cold.open(ref), manifest.content_type, key=ref.key, tenant=manifest.tenant)
+        except (NotFound, FileNotFoundError):
+            # Another reader restored it (and removed the cold copy) while this one started.
+            return await self._existing(ref.key)
+        await self.cold.delete(self.bucket, ref.key)
+        log.info("blob restored from the cold tier", bucket=self.bucket, key=ref.key, size=ref.size)
+        return await self._existing(ref.key)
+
     async def _read_chunks(self, key: str, nuid: str, size: int, sha256: str) -> AsyncIterator[bytes]:
         """The stored chunks, checked against the stored ``size`` and ``sha256`` at the end."""
         subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self.bucket, obj=nuid)
@@ -425,6 +453,46 @@ class BlobStore:
             await sub.unsubscribe()
         if total != size or digest.hexdigest() != sha256:
             raise PermanentFailure(f"blob {key!r} is corrupt (SHA-256 mismatch)", code="blob-corrupt")
+
+    async def stored_at(self, key: str) -> datetime | None:
+        """When the hot copy of ``key`` was written; ``None`` when the bucket holds none."""
+        info = await self._existing(key)
+        if info is None or info.deleted:
+            return None
+        try:
+            written = datetime.fromisoformat(info.mtime) if info.mtime else datetime.fromtimestamp(0, UTC)
+        except ValueError:
+            return datetime.fromtimestamp(0, UTC)
+        return written if written.tzinfo else written.replace(tzinfo=UTC)
+
+    async def sealed(self) -> list[tuple[str, SealHeader | None]]:
+        """Every blob of the bucket with its encryption header (``None``: plaintext); deleted ones left out."""
+        # Not nats-py's ObjectStore.list: it looks the stream up by subject (STREAM.NAMES), which
+        # the services' NATS permissions do not grant; the stream is known here.
+        subject = OBJ_META_PRE_TEMPLATE.format(bucket=self.bucket, obj=">")
+        found: list[tuple[str, SealHeader | None]] = []
+        try:
+            await self._js.get_last_msg(self._stream, subject)
+        except NotFoundError:
+            return found
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
+            raise Unavailable(f"cannot list blob bucket {self.bucket!r}: {exc!r}") from exc
+        sub = await self._js.subscribe(
+            subject, stream=self._stream, ordered_consumer=True, deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self.timeout)
+                except nats.errors.TimeoutError:
+                    raise Unavailable(f"listing blob bucket {self.bucket!r} stalled") from None
+                info = api.ObjectInfo.from_response(json.loads(msg.data or b"{}"))
+                if info.name and not info.deleted:
+                    found.append((info.name, _seal_header(info.name, info)))
+                if msg.metadata.num_pending == 0:
+                    return found
+        finally:
+            await sub.unsubscribe()
 
     # ---- delete --------------------------------------------------------------------------
     async def delete(self, ref: BlobRef | str) -> None:

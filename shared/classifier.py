@@ -9,6 +9,10 @@ for the class and one yes/no model per tag. Only documents a person labelled tra
 The NLP service asks ``predict`` when it classifies; the learned answer replaces the rules
 once the tenant has labelled at least two classes and it is confident
 (``MIN_CONFIDENCE``); tags are added when a tag's own model says yes.
+
+With column encryption (a ``ColumnKeys`` with a keyring) the stored terms are the tenant's blind
+index hashes (``shared.crypto.columns.TermHasher``), not the words: ``doc_label_model`` holds no
+document text. Callers pass and get plain words; the hashing happens here.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Final
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.crypto.columns import ColumnKeys, TermHasher
 from shared.documents import Classification
 
 MIN_CONFIDENCE: Final = 0.6
@@ -77,11 +82,16 @@ class TenantModel:
     classes: NaiveBayes
     tags: dict[str, NaiveBayes]
     """Per tag: labels ``yes`` / ``no`` over the corrected documents."""
+    hasher: TermHasher = field(default_factory=lambda: TermHasher(None))
+    """How the stored terms were hashed: the words given to ``classify`` and ``tag`` are hashed so too."""
+
+    def _terms(self, terms: Sequence[str]) -> list[str]:
+        return [self.hasher.term(t) for t in terms] if self.hasher.blind else list(terms)
 
     def classify(self, terms: Sequence[str]) -> Classification | None:
         if sum(1 for c in self.classes.labels.values() if c.docs > 0) < 2:
             return None
-        posterior = self.classes.posterior(terms)
+        posterior = self.classes.posterior(self._terms(terms))
         if not posterior:
             return None
         label, confidence = max(posterior.items(), key=lambda item: item[1])
@@ -90,6 +100,7 @@ class TenantModel:
         return Classification(label=label, confidence=round(confidence, 3), method="learned")
 
     def tag(self, terms: Sequence[str]) -> list[str]:
+        terms = self._terms(terms)
         out = []
         for tag, model in self.tags.items():
             yes = model.labels.get("yes")
@@ -100,7 +111,7 @@ class TenantModel:
         return sorted(out)
 
 
-def _counts(rows: Iterable[Mapping[Any, Any]]) -> TenantModel:
+def _counts(rows: Iterable[Mapping[Any, Any]], hasher: TermHasher) -> TenantModel:
     classes = NaiveBayes()
     tags: dict[str, NaiveBayes] = {}
     for row in rows:
@@ -110,18 +121,20 @@ def _counts(rows: Iterable[Mapping[Any, Any]]) -> TenantModel:
         else:
             tag, _, side = str(row["label"]).rpartition(":")
             tags.setdefault(tag, NaiveBayes()).labels[side] = counts
-    return TenantModel(classes=classes, tags=tags)
+    return TenantModel(classes=classes, tags=tags, hasher=hasher)
 
 
 class ClassifierStore:
     """The learned models in PostgreSQL (``doc_label_model``), written by corrections, read by the NLP service."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, keys: ColumnKeys | None = None) -> None:
         self._engine = engine
+        self._keys = keys
         self._cache: dict[str, tuple[tuple[int, Any], TenantModel]] = {}
 
     async def model(self, tenant: str) -> TenantModel:
         """The tenant's model; re-read only when a correction changed it (one cheap query otherwise)."""
+        hasher = await self._hasher(tenant)
         async with self._engine.connect() as conn:
             stamp = (
                 await conn.execute(
@@ -137,7 +150,7 @@ class ClassifierStore:
                     text("SELECT kind, label, docs, terms FROM doc_label_model WHERE tenant = :t"), {"t": tenant}
                 )
             ).mappings()
-            model = _counts(list(rows))
+            model = _counts(list(rows), hasher)
         self._cache[tenant] = (version, model)
         return model
 
@@ -157,7 +170,8 @@ class ClassifierStore:
         ``old_*`` are ``None`` when the document had not been corrected before; ``all_tags`` are
         the tenant's known tags, so a document without a tag counts as a ``no`` for it.
         """
-        present = sorted(set(terms))
+        hasher = await self._hasher(tenant)
+        present = sorted({hasher.term(t) for t in terms})
         changes: list[tuple[str, str, int]] = []
         if new_class is not None and new_class != old_class:
             if old_class is not None:
@@ -203,6 +217,9 @@ class ClassifierStore:
                     {"t": tenant, "k": kind, "l": label, "d": max(0, docs + sign), "terms": json.dumps(counts)},
                 )
         self._cache.pop(tenant, None)
+
+    async def _hasher(self, tenant: str) -> TermHasher:
+        return await self._keys.hasher(tenant) if self._keys is not None else TermHasher(None)
 
     async def known_tags(self, tenant: str) -> list[str]:
         async with self._engine.connect() as conn:

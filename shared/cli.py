@@ -6,6 +6,7 @@ only ever appears for a bug, and then after that message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shared.errors import HearthError
 from shared.launcher import stack
 from shared.launcher.supervisor import SupervisorError, log_path
 from shared.logging import configure_logging
@@ -260,8 +262,17 @@ def _gateway(settings: HearthSettings, method: str, path: str, **request: Any) -
     if resp.status_code >= 400:
         try:
             problem = resp.json()
-            _fail(f"{problem.get('title', resp.status_code)}: {problem.get('detail', resp.text)}")
         except ValueError:
+            problem = None
+        if isinstance(problem, dict):
+            # A 400's field errors say what to change (`sensitivity`: one of public, internal, ...).
+            fields = "".join(
+                f"; {e.get('key') or 'body'}: {e.get('message')}"
+                for e in problem.get("errors") or []
+                if isinstance(e, dict) and e.get("message")
+            )
+            _fail(f"{problem.get('title', resp.status_code)}: {problem.get('detail', resp.text)}{fields}")
+        else:
             _fail(f"the gateway answered {resp.status_code}: {resp.text[:200]}")
     return resp.json() if resp.content else None
 
@@ -458,8 +469,13 @@ def _print_document(doc: dict[str, Any]) -> None:
 @docs_app.command("add")
 def docs_add(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="PDF, PNG, JPEG or TIFF.")],
+    *,
     source_system: Annotated[str, typer.Option(help="The system the document comes from.")] = "cli",
     external_id: Annotated[str | None, typer.Option(help="The document's id in that system.")] = None,
+    sensitivity: Annotated[
+        str | None,
+        typer.Option(help="public, internal (the default), confidential or secret; at most the key's clearance."),
+    ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the result (0: return at once).")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -468,6 +484,8 @@ def docs_add(
 
     settings = _settings()
     form = {"source_system": source_system, **({"external_id": external_id} if external_id else {})}
+    if sensitivity is not None:
+        form["sensitivity"] = sensitivity  # checked by the gateway: a 400 names the allowed values
     with file.open("rb") as handle:
         submitted = cast(
             dict[str, Any],
@@ -607,6 +625,42 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
         )
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+governance_app = typer.Typer(help="The data lifecycle: tiers, legal holds, schedules (through the gateway).")
+app.add_typer(governance_app, name="governance")
+
+
+@governance_app.command("lifecycle")
+def governance_lifecycle(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Documents and bytes per tier (hot, cold, purged) per tenant, legal holds, next schedule runs."""
+    report = cast(dict[str, Any], _gateway(_settings(), "GET", "/v1/governance/lifecycle"))
+    if as_json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    table = Table(title="Documents per tier")
+    for col in ("tenant", "hot", "cold", "cold on disk", "purged", "legal hold"):
+        table.add_column(col)
+    for row in [*report["tenants"], report["totals"]]:
+        hot, cold, purged = row["hot"], row["cold"], row["purged"]
+        table.add_row(
+            escape(row["tenant"] if row["tenant"] != "*" else "all"),
+            f"{hot['documents']} ({hot['bytes']} B)",
+            f"{cold['documents']} ({cold['bytes']} B)",
+            f"{cold.get('stored_bytes') or 0} B",
+            str(purged["documents"]),
+            str(row["legal_hold"]),
+        )
+    console.print(table)
+    schedules = Table(title="Schedules")
+    for col in ("schedule", "workflow", "next run", "last run", "paused"):
+        schedules.add_column(col)
+    for item in report["schedules"]:
+        when = (str(item["next_run"] or "-"), str(item["last_run"] or "-"))
+        schedules.add_row(item["id"], item["workflow"], *when, str(item["paused"]))
+    console.print(schedules)
+    if report.get("schedules_error"):
+        err.print(f"[yellow]schedules unreadable:[/yellow] {escape(report['schedules_error'])}")
 
 
 keys_app = typer.Typer(help="API keys: create, list, rotate and revoke (through the gateway, with the admin key).")
@@ -939,6 +993,80 @@ def nats_permissions(user: str) -> None:
         _fail(str(exc))
         return
     print(json.dumps(perms.conf(), indent=2))
+
+
+db_app = typer.Typer(help="Direct database access for analysts: read-only roles under row-level security.")
+app.add_typer(db_app, name="db")
+role_app = typer.Typer(help="Analyst roles: SELECT on chosen tables, their tenants' rows only (needs the state dir).")
+db_app.add_typer(role_app, name="role")
+
+
+@role_app.command("create")
+def db_role_create(
+    name: str,
+    *,
+    tenant: Annotated[list[str], typer.Option("--tenant", help="A tenant whose rows it sees (repeat for more).")],
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="A table it may SELECT (repeat; default processed_docs).")
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option(help="Read the password from this file (default: generate one, printed once).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Create a read-only login role for an analyst, limited to its tenants by row-level security."""
+    from shared.db import roles
+
+    settings = _settings()
+    password = password_file.read_text().strip() if password_file else None
+    try:
+        tables = table or list(roles.DEFAULT_TABLES)
+        made = asyncio.run(roles.create_role(settings, name, tenant, tables, password=password))
+    except HearthError as exc:
+        _fail(exc.detail)
+        return
+    dsn = f"postgresql://{made.name}@{settings.postgres_client_host}:{settings.postgres_port}/{settings.postgres_db}"
+    if as_json:
+        body = {"name": made.name, "tenants": made.tenants, "tables": made.tables, "dsn": dsn}
+        print(json.dumps({**body, **({"password": made.password} if made.password else {})}, indent=2))
+        return
+    console.print(
+        f"role {made.name}: SELECT on {', '.join(made.tables)}, rows of {', '.join(made.tenants)} only; connect "
+        f"with {dsn}" + (". Store the password now: it is not shown again." if made.password else ""),
+        soft_wrap=True,
+    )
+    if made.password:
+        print(made.password)
+
+
+@role_app.command("list")
+def db_role_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Analyst roles made by `hearth db role create`: their tenants and tables."""
+    from shared.db import roles
+
+    found = asyncio.run(roles.list_roles(_settings()))
+    if as_json:
+        print(json.dumps([{"name": r.name, "tenants": r.tenants, "tables": r.tables} for r in found], indent=2))
+        return
+    table = Table(title="Analyst roles")
+    for col in ("name", "tenants", "tables"):
+        table.add_column(col)
+    for r in found:
+        table.add_row(r.name, ", ".join(r.tenants), ", ".join(r.tables))
+    console.print(table)
+
+
+@role_app.command("drop")
+def db_role_drop(name: str) -> None:
+    """Drop an analyst role with its policies and grants."""
+    from shared.db import roles
+
+    try:
+        asyncio.run(roles.drop_role(_settings(), name))
+    except HearthError as exc:
+        _fail(exc.detail)
+        return
+    console.print(f"dropped role {name}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import bcrypt
 from shared.blobstore import DEFAULT_BUCKET
 from shared.capabilities import SUBJECT_PREFIX
 from shared.events import CATALOG, Catalog
+from shared.events.audit import AUDIT_ENTRIES, AUDIT_STREAM
 from shared.events.catalog import DEADLETTER_DOMAIN, deadletter_subject, domain_of, subject_matches
 from shared.inference import INFER_SUBJECT_PREFIX
 from shared.settings import SERVICES, HearthSettings, SettingsError
@@ -103,22 +104,26 @@ class BusUse:
     """Reads and writes the claim-check blob bucket."""
     listens: tuple[str, ...] = ()
     """Core NATS subjects it subscribes to (not capabilities, not consumers)."""
+    reads: tuple[str, ...] = ()
+    """Streams whose messages it reads one by one (``STREAM.MSG.GET``), without a consumer."""
 
 
 BUS_USE: Final[dict[str, BusUse]] = {
     "gateway": BusUse(
-        publishes=("hearth.document.processed.v1", POLICY_CHANGES),  # the admin API announces policy changes
+        # the admin API announces policy changes; the audit relay copies the audit log
+        publishes=("hearth.document.processed.v1", POLICY_CHANGES, AUDIT_ENTRIES),
         consumes=("hearth.ingest.document.v1", "hearth.workflow.completed.v1", "hearth.workflow.failed.v1"),
         calls=("telemetry.*", "*.health"),
         infer=True,  # embeddings of the search index
         serves_infer=True,
         blobs=True,
+        reads=(AUDIT_STREAM,),  # the relay's position and `hearth audit verify`
     ),
     "ocr": BusUse(infer=True, blobs=True),
     "nlp": BusUse(infer=True, blobs=True),
     "media": BusUse(),
     "qc_vision": BusUse(),
-    "governance": BusUse(),
+    "governance": BusUse(blobs=True),  # the lifecycle moves, restores, purges and rewraps blobs
     "telemetry": BusUse(
         publishes=("hearth.alert.fired.v1", "hearth.alert.resolved.v1"),
         consumes=("hearth.workflow.step.completed.v1", "hearth.workflow.completed.v1", "hearth.workflow.failed.v1"),
@@ -240,6 +245,8 @@ def service_permissions(service: str, use: BusUse | None = None, *, catalog: Cat
         publish += _consumer_api(stream)
     if use.blobs:
         publish += blob_api()
+    for stream in use.reads:
+        publish += [f"{JS_API}.STREAM.INFO.{stream}", f"{JS_API}.STREAM.MSG.GET.{stream}"]
     subscribe = [f"{SUBJECT_PREFIX}.{service}.>", f"{inbox_prefix(service)}.>"]
     if use.serves_infer:
         subscribe.append(f"{INFER_SUBJECT_PREFIX}.*")

@@ -137,28 +137,38 @@ class PlatformSteps:
         """Publish one of the engine's ``hearth.workflow.*`` events (a local activity of this worker).
 
         An event over the inline limit goes out without its outputs/values, marked truncated:
-        the run's record (``GET /v1/runs/{id}``) has them.
+        the run's record (``GET /v1/runs/{id}``) has them. So does every event of a document's run
+        (``document_id``): its outputs hold the document's text and entities, which JetStream would
+        keep in plaintext; the run's record is in Temporal, encrypted (README "Encryption at rest").
         """
         bus, _ = self._deps()
-
-        def envelope(data: dict[str, Any]) -> Envelope:
-            return Envelope(
-                id=event_id(inp.key),
-                source=SOURCE,
-                type=inp.type,
-                subject=str(data.get("workflow_id")),
-                tenant=inp.tenant,
-                correlationid=inp.correlation_id,
-                data=data,
-            )
+        if inp.data.get("document_id"):
+            return await self._publish_slim(bus, inp)
 
         try:
-            await bus.publish(envelope(inp.data))
+            await bus.publish(_envelope(inp, inp.data))
         except TooLarge:
-            slim = {k: v for k, v in inp.data.items() if k not in _BULKY}
-            slim.update({f"{k}_truncated": True for k in _BULKY if k in inp.data and k != "values"})
-            await bus.publish(envelope(slim))
+            return await self._publish_slim(bus, inp)
         return event_id(inp.key)
+
+    async def _publish_slim(self, bus: Bus, inp: EmitEvent) -> str:
+        """The event without its outputs/values, marked truncated (the run's record has them)."""
+        slim = {k: v for k, v in inp.data.items() if k not in _BULKY}
+        slim.update({f"{k}_truncated": True for k in _BULKY if k in inp.data and k != "values"})
+        await bus.publish(_envelope(inp, slim))
+        return event_id(inp.key)
+
+
+def _envelope(inp: EmitEvent, data: dict[str, Any]) -> Envelope:
+    return Envelope(
+        id=event_id(inp.key),
+        source=SOURCE,
+        type=inp.type,
+        subject=str(data.get("workflow_id")),
+        tenant=inp.tenant,
+        correlationid=inp.correlation_id,
+        data=data,
+    )
 
 
 def platform_registry(steps: PlatformSteps) -> CapabilityRegistry:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -20,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from services.gateway.auth import AccessGuard
 from services.gateway.dashboard.routes import dashboard_router
+from services.gateway.documents.cipher import DocumentCipher
 from services.gateway.documents.generate import ModelGenerator
 from services.gateway.documents.handlers import DocumentsController, DocumentServices, ask, search
 from services.gateway.documents.handlers import dependencies as document_dependencies
@@ -30,6 +31,9 @@ from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.governance.authz import AuthzController
 from services.gateway.governance.handlers import GovernanceServices, KeysController, audit, audit_verify
 from services.gateway.governance.handlers import dependencies as governance_dependencies
+from services.gateway.governance.lifecycle import ROUTES as LIFECYCLE_ROUTES
+from services.gateway.governance.lifecycle import LifecycleAdmin
+from services.gateway.governance.lifecycle import dependencies as lifecycle_dependencies
 from services.gateway.handlers import HealthController, asyncapi, dependencies
 from services.gateway.inference.handlers import ModelsController, devices, ocr, serve_nats
 from services.gateway.inference.handlers import dependencies as inference_dependencies
@@ -40,7 +44,7 @@ from services.gateway.inference.state import ModelStateStore
 from services.gateway.inference.triton import Triton
 from services.gateway.observability import Instrumented
 from services.gateway.service import HealthService
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import GatewaySettings, OidcSettings
 from services.gateway.telemetry.handlers import TelemetryClient, TelemetryController
 from services.gateway.telemetry.handlers import dependencies as telemetry_dependencies
 from services.gateway.workflows.codec import CodecController, CodecServices, codec_cors
@@ -53,12 +57,16 @@ from shared.blobstore import BlobStore
 from shared.capabilities import CapabilityRegistry
 from shared.classifier import ClassifierStore
 from shared.clients import postgres_engine
+from shared.crypto.columns import ColumnKeys
+from shared.db.tenancy import apply_row_security
 from shared.errors import HearthError
 from shared.events.authz import PolicyChanged
 from shared.events.envelope import Envelope
 from shared.identity.apikeys import ApiKeyStore
 from shared.identity.audit import AuditLog
+from shared.identity.audit_relay import AuditRelay, verify_stream
 from shared.identity.authz import ANY_DOMAIN, POLICY_CHANGED, Authorizer, PolicyWatcher, database_enforcer
+from shared.identity.oidc import OidcVerifier
 from shared.identity.policies import PolicyAdmin
 from shared.runtime import ServiceContext, run
 from workflows.definitions import load_definitions
@@ -78,6 +86,7 @@ def create_app(
     document_services: DocumentServices,
     telemetry: TelemetryClient,
     governance: GovernanceServices | None = None,
+    lifecycle: LifecycleAdmin | None = None,
     codec: CodecServices | None = None,
     codec_origins: Sequence[str] = (),
     version: str = "0.1.0",
@@ -102,6 +111,7 @@ def create_app(
             TelemetryController,
             *([KeysController, audit, audit_verify] if governance else []),
             *([AuthzController] if governance and governance.policies else []),
+            *(LIFECYCLE_ROUTES if lifecycle else []),
             *([CodecController] if codec else []),
             search,
             ask,
@@ -120,6 +130,7 @@ def create_app(
             **document_dependencies(document_services),
             **telemetry_dependencies(telemetry),
             **(governance_dependencies(governance) if governance else {}),
+            **(lifecycle_dependencies(lifecycle) if lifecycle else {}),
             **(codec_dependencies(codec) if codec else {}),
         },
         guards=[guard],
@@ -169,22 +180,42 @@ async def _access_control(
     return authorizer, PolicyAdmin(authorizer, engine=engine, keys=keys, announce=announce)
 
 
+def _in_background(stack: AsyncExitStack, loop: Coroutine[Any, Any, None], name: str) -> None:
+    """Run ``loop`` as a task until the stack closes, then cancel it and wait for it to end."""
+    task = asyncio.create_task(loop, name=name)
+
+    async def _stop() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stack.push_async_callback(_stop)
+
+
+def _oidc_verifier(stack: AsyncExitStack) -> OidcVerifier | None:
+    """The verifier of the configured OIDC issuer's tokens, or ``None`` (API keys only)."""
+    config = OidcSettings().config()
+    if config is None:
+        return None
+    verifier = OidcVerifier(config)
+    stack.push_async_callback(verifier.aclose)
+    log.info("OIDC tokens accepted", issuer=config.issuer, roles=list(config.roles))
+    return verifier
+
+
 async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
     health = HealthService(ctx.settings, ctx.bus.nc)
     stack.push_async_callback(health.aclose)
     engine = postgres_engine(ctx.settings)
     stack.push_async_callback(engine.dispose)
-    keys, audit_log = ApiKeyStore(engine), AuditLog(engine)
+    apply_row_security(engine)  # a request's transactions see its tenant's rows only
+    keys = ApiKeyStore(engine)
+    audit_log = AuditLog(engine, stream_check=functools.partial(verify_stream, engine, ctx.bus))
     authorizer, policies = await _access_control(ctx, stack, engine, keys)
-    guard = AccessGuard(keys, authorizer, audit=audit_log)
+    guard = AccessGuard(keys, authorizer, audit=audit_log, oidc=_oidc_verifier(stack))
     # Audit entries and keys' last-used times are written behind, in batches, off the request path.
-    writer = asyncio.create_task(guard.run(), name="audit-writer")
-
-    async def _stop_writer() -> None:
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-
-    stack.push_async_callback(_stop_writer)
+    _in_background(stack, guard.run(), "audit-writer")
+    # Only one process relays (an advisory lock); the others' loops wait their turn.
+    _in_background(stack, AuditRelay(engine, ctx.bus).run(), "audit-relay")
     triton = Triton(ctx.settings)
     stack.push_async_callback(triton.close)
     gateway_settings = GatewaySettings()
@@ -216,19 +247,26 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         blobs=await BlobStore.create(ctx.bus.js, ctx.settings),
         read_files=functools.partial(load_definitions, ctx.settings),
     )
-    documents = DocumentStore(engine)
+    # Document content is sealed under the same AppRole keyring as the blobs (off with it).
+    column_keys = ColumnKeys(engine, workflow_services.blobs.keyring)
+    cipher = DocumentCipher(engine, column_keys)
+    documents = DocumentStore(engine, cipher)
     await asyncio.to_thread(segment.ready)
     index = SearchIndex(
         engine,
         ctx.bus,
         generator=ModelGenerator(models, lifecycle.repositories),
         ask_options=gateway_settings.ask_options(),
+        cipher=cipher,
     )
     pipeline = DocumentPipeline(documents, workflow_services.runs, ctx.bus, workflow_services.blobs, index)
     await pipeline.start()
     stack.push_async_callback(pipeline.stop)
     document_services = DocumentServices(
-        store=documents, pipeline=pipeline, blobs=workflow_services.blobs, classifier=ClassifierStore(engine)
+        store=documents,
+        pipeline=pipeline,
+        blobs=workflow_services.blobs,
+        classifier=ClassifierStore(engine, column_keys),
     )
     app = create_app(
         health,
@@ -239,6 +277,7 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         document_services=document_services,
         telemetry=TelemetryClient(ctx.bus),
         governance=GovernanceServices(keys=keys, audit=audit_log, policies=policies),
+        lifecycle=LifecycleAdmin(engine, workflow_services.blobs, ctx.temporal),
         codec=CodecServices(ctx.codec, ctx.settings.temporal_namespace) if ctx.codec else None,
         codec_origins=gateway_settings.codec_cors_origins(ctx.settings.temporal_ui_url),
     )

@@ -1,8 +1,11 @@
-"""Authentication (API keys) and authorisation (Casbin) for every route.
+"""Authentication (API keys, OIDC tokens) and authorisation (Casbin) for every route.
 
 One global guard: a route opts out only with ``opt={"public": True}`` (health, API schema).
 Everything else needs a valid key and a Casbin allow for (the key's role or the key, its tenant,
-path, method); deny by default. The tenant is the verified key's, never a parameter. Each decision,
+path, method); deny by default. The tenant is the verified key's, never a parameter. With an OIDC
+issuer configured, a credential shaped like a JWT is verified as that issuer's access token
+(``shared.identity.oidc``) and gives the same kind of principal; without one it is refused as a
+malformed key. Each decision,
 allowed or denied, goes to the audit log (queued, written in batches by ``run``); so do the data
 decisions routes make through ``audit_data``.
 """
@@ -19,11 +22,14 @@ from litestar.handlers.base import BaseRouteHandler
 from opentelemetry import trace
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.gateway.requests import tenant_scope
 from shared.crypto.payload_codec import CODEC_PATH
-from shared.errors import Forbidden, Unauthorized
+from shared.db.tenancy import ALL_TENANTS, set_request_tenant
+from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.identity.apikeys import ApiKeyStore, Principal, parse_prefix
 from shared.identity.audit import AuditEntry, AuditLog
 from shared.identity.authz import Authorizer, DataObject, load_enforcer, subjects_of
+from shared.identity.oidc import OidcVerifier, looks_like_jwt
 
 __all__ = ["AccessGuard", "load_enforcer"]
 
@@ -71,8 +77,10 @@ class AccessGuard:
         decision_cache_size: int = 4096,
         *,
         audit: AuditLog | None = None,
+        oidc: OidcVerifier | None = None,
     ) -> None:
         self._keys = keys
+        self._oidc = oidc
         # Decisions are memoised in the Authorizer, which drops them when the policy changes.
         self.authorizer = (
             enforcer if isinstance(enforcer, Authorizer) else Authorizer(enforcer, cache_size=decision_cache_size)
@@ -157,17 +165,30 @@ class AccessGuard:
         if not key:
             self._record(connection, "deny", "no API key")
             raise Unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-        try:
-            principal: Principal = await self._keys.verify(key)
-        except Unauthorized as exc:
-            self._record(connection, "deny", exc.detail, prefix=key_prefix(key))
-            raise
+        principal = await self._authenticate(connection, key)
         path, method = connection.url.path, connection.scope.get("method", "GET")
         if not self.allowed(principal, path, method, connection.scope.get("path_template")):
             self._record(connection, "deny", f"no policy lets role {principal.role!r} {method}", principal=principal)
             raise Forbidden(f"role {principal.role!r} may not {method} {path}")
         self._record(connection, "allow", "policy", principal=principal)
         connection.state.principal = principal
+        # Row-level security: this request's transactions see its tenant's rows only (shared.db.tenancy).
+        set_request_tenant(tenant_scope(principal) or ALL_TENANTS)
+
+    async def _authenticate(self, connection: ASGIConnection[Any, Any, Any, Any], key: str) -> Principal:
+        """The principal of a presented key or token; a refusal is audited (never with the credential)."""
+        if self._oidc is not None and looks_like_jwt(key):
+            try:
+                return await self._oidc.verify(key)
+            except (Unauthorized, Unavailable) as exc:
+                # No principal: the token's own claims are unverified, so none of them is recorded.
+                self._record(connection, "deny", f"OIDC token: {exc.detail}")
+                raise
+        try:
+            return await self._keys.verify(key)
+        except Unauthorized as exc:
+            self._record(connection, "deny", exc.detail, prefix=key_prefix(key))
+            raise
 
     async def flush(self) -> None:
         """Write the queued audit entries and the keys' last-used times."""

@@ -1,15 +1,19 @@
-"""Gateway settings (``HEARTH_GATEWAY_*``): the model lifecycle's budget, TTL and pins; /v1/ask's answers."""
+"""Gateway settings (``HEARTH_GATEWAY_*``): the model lifecycle's budget, TTL and pins; /v1/ask's answers.
+
+``HEARTH_OIDC_*``: the optional OIDC identity provider whose access tokens the gateway accepts.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import psutil
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.gateway.documents.search import AskOptions
 from shared.generators import DEFAULT_GENERATOR
+from shared.identity.oidc import ASYMMETRIC, OidcConfig
 
 
 def _half_of_ram_mb() -> float:
@@ -55,3 +59,68 @@ class GatewaySettings(BaseSettings):
             max_tokens=self.ask_max_tokens,
             timeout_s=self.ask_generation_timeout_s,
         )
+
+
+def _listed(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+class OidcSettings(BaseSettings):
+    """OIDC access tokens beside the API keys; off while ``issuer`` is empty."""
+
+    model_config = SettingsConfigDict(env_prefix="HEARTH_OIDC_", env_file=".env", extra="ignore")
+
+    issuer: str = Field("", description="Issuer URL (the tokens' iss); empty: OIDC off, API keys only.")
+    audience: str = Field("", description="Accepted token audiences (aud), comma-separated; required with an issuer.")
+    jwks_url: str = Field("", description="The issuer's JWKS; empty: discovered from its openid-configuration.")
+    algorithms: str = Field(
+        "RS256,ES256,EdDSA", description=f"Accepted signature algorithms, comma-separated, of {', '.join(ASYMMETRIC)}."
+    )
+    leeway_s: float = Field(30.0, ge=0, le=600, description="Clock skew allowed on exp, nbf and iat.")
+    tenant_claim: str = Field("hearth_tenant", description="Claim naming the tenant; a token without it is refused.")
+    roles_claim: str = Field("roles", description="Claim (or dotted path, e.g. realm_access.roles) of the roles.")
+    clearance_claim: str = Field("hearth_clearance", description="Claim of the clearance (public ... secret).")
+    default_clearance: str = Field("public", description="Clearance of a token without the clearance claim.")
+    max_clearance: str = Field("confidential", description="Highest clearance a token may get; higher is cut to it.")
+    roles: str = Field(
+        "tenant_admin,user",
+        description="Roles a token may carry, most privileged first (a token's role: the first it holds); "
+        "admin only when listed.",
+    )
+    jwks_ttl_s: float = Field(300.0, gt=0, description="How long fetched signing keys are used before a refetch.")
+    refresh_interval_s: float = Field(
+        30.0, ge=0, description="Fewest seconds between JWKS fetches for unknown key ids or after a failure."
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Timeout of a request to the identity provider.")
+    ca_file: str = Field("", description="CA bundle for the identity provider's TLS certificate; empty: certifi's.")
+
+    @model_validator(mode="after")
+    def _valid(self) -> OidcSettings:
+        try:
+            self.config()
+        except ValueError as exc:  # stop the gateway at start, naming the variable
+            field, _, problem = str(exc).partition(": ")
+            raise ValueError(f"HEARTH_OIDC_{field.upper()}: {problem}") from None
+        return self
+
+    def config(self) -> OidcConfig | None:
+        """The verifier's configuration, or ``None`` when no issuer is configured."""
+        if not self.issuer:
+            return None
+        return OidcConfig(
+            issuer=self.issuer,
+            audience=_listed(self.audience),
+            jwks_url=self.jwks_url,
+            algorithms=_listed(self.algorithms),
+            leeway_s=self.leeway_s,
+            tenant_claim=self.tenant_claim,
+            roles_claim=self.roles_claim,
+            clearance_claim=self.clearance_claim,
+            default_clearance=self.default_clearance,
+            max_clearance=self.max_clearance,
+            roles=_listed(self.roles),
+            jwks_ttl_s=self.jwks_ttl_s,
+            refresh_interval_s=self.refresh_interval_s,
+            timeout_s=self.timeout_s,
+            ca_file=self.ca_file,
+        ).check()

@@ -17,6 +17,7 @@ from shared.blobstore import BlobStore
 from shared.capabilities import CapabilityRegistry
 from shared.classifier import ClassifierStore
 from shared.clients import postgres_engine
+from shared.crypto.columns import ColumnKeys
 from shared.runtime import ServiceContext, run
 
 
@@ -33,8 +34,8 @@ def main() -> None:
         engine = postgres_engine(ctx.settings, pool_size=2)
         stack.push_async_callback(engine.dispose)
         await asyncio.to_thread(segment.ready)
-        analyzer.bind(
-            ctx.bus, await BlobStore.create(ctx.bus.js, ctx.settings, service=ctx.name), ClassifierStore(engine)
-        )
+        blobs = await BlobStore.create(ctx.bus.js, ctx.settings, service=ctx.name)
+        # The learned terms are the tenant's blind-index hashes, made with the same keyring as the blobs.
+        analyzer.bind(ctx.bus, blobs, ClassifierStore(engine, ColumnKeys(engine, blobs.keyring)))
 
     run(create_registry(analyzer), on_start=on_start)

@@ -8,6 +8,7 @@ AsyncAPI document built from it) always holds every event.
 from __future__ import annotations
 
 from shared.events import alerts as _alert_events  # noqa: F401 - registers hearth.alert.*
+from shared.events import audit as _audit_events  # noqa: F401 - registers hearth.audit.*
 from shared.events import authz as _authz_events  # noqa: F401 - registers hearth.authz.*
 from shared.events import documents as _document_events  # noqa: F401 - registers hearth.document.*
 from shared.events import workflow as _workflow_events  # noqa: F401 - registers hearth.workflow.*

@@ -24,8 +24,12 @@ class DocumentProcessed(BaseModel):
     language: str | None = None
     page_count: int | None = None
     entities: dict[str, list[dict[str, Any]]] = Field(
-        default_factory=dict, description="Field -> normalised values found (the full entities are in the API)."
+        default_factory=dict,
+        description="Field -> normalised values found, for fields of a closed vocabulary only (contract_type): "
+        "values taken from the document's text (parties, numbers, amounts, dates) stay out of the stream, which "
+        "is not encrypted; they are in the API.",
     )
+    entity_counts: dict[str, int] = Field(default_factory=dict, description="Field -> how many entities were found.")
     warnings: list[str] = Field(default_factory=list)
     reason: dict[str, Any] | None = Field(default=None, description="Why processing failed (failed only).")
 

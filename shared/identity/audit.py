@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import structlog
 from sqlalchemy import text
@@ -39,9 +39,17 @@ EVENTS: Final = (
     "data.read",
     "data.write",
     "data.search",
+    # The data lifecycle (services/governance, the gateway's lifecycle routes)
+    "lifecycle.archived",
+    "lifecycle.restored",
+    "lifecycle.assessed",
+    "lifecycle.purged",
+    "lifecycle.legal_hold",
+    "lifecycle.key_rotated",
+    "lifecycle.rewrapped",
 )
 
-_COLUMNS: Final = (
+COLUMNS: Final = (
     "at",
     "event",
     "principal",
@@ -55,13 +63,13 @@ _COLUMNS: Final = (
     "request_id",
     "trace_id",
 )
-_CHAINED: Final = (*_COLUMNS, "prev_hash", "hash")
+_CHAINED: Final = (*COLUMNS, "prev_hash", "hash")
 _INSERT: Final = text(
     f"INSERT INTO audit_log ({', '.join(_CHAINED)}) VALUES ({', '.join(':' + c for c in _CHAINED)})"  # noqa: S608 - fixed column names
 )
 GENESIS: Final = bytes(32)
 """The ``prev_hash`` of the first entry."""
-_CHAIN_LOCK: Final = 0x48_45_41_52_54_48_41_55  # "HEARTHAU": one advisory lock key for every writer
+CHAIN_LOCK: Final = 0x48_45_41_52_54_48_41_55  # "HEARTHAU": one advisory lock key for every writer
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,7 @@ def _canonical(value: Any) -> Any:
 def entry_digest(prev_hash: bytes, row: Mapping[Any, Any]) -> bytes:
     """SHA-256 over the previous hash and the entry's columns as canonical JSON."""
     content = json.dumps(
-        {column: _canonical(row[column]) for column in _COLUMNS},
+        {column: _canonical(row[column]) for column in COLUMNS},
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -111,7 +119,7 @@ async def append(conn: AsyncConnection, entries: list[AuditEntry]) -> None:
     if not entries:
         return
     # Held until the caller's transaction ends: no other writer can chain onto the same head.
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     head = (await conn.execute(text("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1"))).scalar()
     prev = bytes(head) if head is not None else GENESIS
     rows = []
@@ -125,6 +133,19 @@ async def append(conn: AsyncConnection, entries: list[AuditEntry]) -> None:
     await conn.execute(_INSERT, rows)
 
 
+class StreamCheck(Protocol):
+    """What comparing the audit stream with the table found (``shared.identity.audit_relay``)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def first_bad_id(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class ChainReport:
     """What ``verify_chain`` found."""
@@ -135,6 +156,8 @@ class ChainReport:
     head_hash: str | None = None
     first_bad_id: int | None = None
     reason: str | None = None
+    stream_entries: int | None = None
+    """Entries compared with their copies in the audit stream (None: not compared)."""
 
 
 async def verify_chain(engine: AsyncEngine, *, batch: int = 5000) -> ChainReport:
@@ -184,9 +207,16 @@ class AuditLog:
     """Batched, non-blocking writer of access decisions, and the reader behind ``GET /v1/audit``."""
 
     def __init__(
-        self, engine: AsyncEngine, *, queue_size: int = 10_000, batch_size: int = 500, interval_s: float = 0.5
+        self,
+        engine: AsyncEngine,
+        *,
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        interval_s: float = 0.5,
+        stream_check: Callable[[], Awaitable[StreamCheck]] | None = None,
     ) -> None:
         self._engine = engine
+        self._stream_check = stream_check
         self._queue: asyncio.Queue[AuditEntry] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._interval_s = interval_s
@@ -232,8 +262,16 @@ class AuditLog:
             written += len(batch)
 
     async def verify(self) -> ChainReport:
-        """The whole chain checked (``GET /v1/audit/verify``)."""
-        return await verify_chain(self._engine)
+        """The whole chain checked, then the copy in the audit stream if there is one (``GET /v1/audit/verify``)."""
+        report = await verify_chain(self._engine)
+        if self._stream_check is None or not report.ok:
+            return report
+        stream = await self._stream_check()
+        if stream.ok:
+            return replace(report, stream_entries=stream.entries)
+        return replace(
+            report, ok=False, first_bad_id=stream.first_bad_id, reason=stream.reason, stream_entries=stream.entries
+        )
 
     async def read(
         self,
@@ -258,7 +296,7 @@ class AuditLog:
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    text(f"SELECT id, {', '.join(_COLUMNS)} FROM audit_log {clause} ORDER BY id DESC LIMIT :limit"),  # noqa: S608 - fixed columns
+                    text(f"SELECT id, {', '.join(COLUMNS)} FROM audit_log {clause} ORDER BY id DESC LIMIT :limit"),  # noqa: S608 - fixed columns
                     params,
                 )
             ).mappings()

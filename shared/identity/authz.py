@@ -147,12 +147,16 @@ class Authorizer:
         policy on ``/v1/documents/42``), so decisions may be memoised per template, not per path."""
         uniform = self._templates.get(template)
         if uniform is None:
-            params = {i for i, part in enumerate(template.split("/")) if part.startswith("{")}
+            segments = template.split("/")
+            params = {i for i, part in enumerate(segments) if part.startswith("{")}
             uniform = ":path}" not in template  # a path parameter spans segments: positions shift
             for rule in self.enforcer.get_policy() if uniform else ():
                 parts = rule[2].split("/") if len(rule) > 2 else []
                 for i, part in enumerate(parts):
                     wildcard = part == "*" or part.startswith(":")
+                    literal = not wildcard and "*" not in part
+                    if literal and i < len(segments) and i not in params and part != segments[i]:
+                        break  # a literal differs from the template's: the rule matches none of its paths
                     if ("*" in part and part != "*") or (i in params and not wildcard):
                         uniform = False
                         break

@@ -9,9 +9,12 @@ the stack runs:
 - OpenBao: a raft snapshot (the transit keys every blob's data key is wrapped under);
 - JetStream: every message of the streams that hold state rather than traffic: the blob buckets
   (``OBJ_*``: blobs are sealed already, and are copied as they are) and the dead letters. Events
-  in flight on the other streams are not state: what they started is in Temporal or PostgreSQL;
+  in flight on the other streams are not state: what they started is in Temporal or PostgreSQL.
+  The audit stream is a copy of the audit table that the relay rebuilds from the restored table
+  (a copy taken after the dump would hold entries the dump lacks, and read as deleted ones);
 - the state directory's secrets (OpenBao's unseal key and root token, service credentials) and
-  the models the user added to Triton.
+  the models the user added to Triton;
+- the cold tier's copies of blobs (``shared.coldstore``), after the streams.
 
 Order matters: the database is dumped first, blobs last, so every blob the dump refers to is in
 the archive (blobs are written before the rows that name them). ``hearth restore`` puts this
@@ -22,6 +25,7 @@ snapshot, the database, the streams; then the normal ``up`` starts every service
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -112,8 +116,15 @@ def _pg(settings: HearthSettings, tool: str, *args: str) -> list[str]:
     ]
 
 
-def _root_token(settings: HearthSettings) -> str:
-    return str(json.loads(settings.secret_path("openbao-init.json").read_text())["root_token"])
+async def _backup_token(client: httpx.AsyncClient, settings: HearthSettings) -> str:
+    """A token of the ``backup`` AppRole (policy ``hearth-backup``: the raft snapshot, nothing else)."""
+    path = settings.secret_path("approle-backup.json")
+    if not path.exists():
+        raise BackupError(f"{path} is missing: run `hearth up` once with this version to create the backup AppRole")
+    login = await client.post(f"{settings.openbao_url}/v1/auth/approle/login", json=json.loads(path.read_text()))
+    if login.status_code != 200:
+        raise BackupError(f"OpenBao refused the backup AppRole's login: {login.status_code} {login.text[:300]}")
+    return str(login.json()["auth"]["client_token"])
 
 
 # ---- create -----------------------------------------------------------------------------------
@@ -140,14 +151,20 @@ def _copy_temporal(settings: HearthSettings, into: Path) -> None:
 
 
 async def _snapshot_openbao(settings: HearthSettings, into: Path) -> None:
-    headers = {"X-Vault-Token": _root_token(settings)}
     url = f"{settings.openbao_url}/v1/sys/storage/raft/snapshot"
-    async with httpx.AsyncClient(timeout=300) as client, client.stream("GET", url, headers=headers) as r:
-        if r.status_code != 200:
-            raise BackupError(f"OpenBao refused the raft snapshot: {r.status_code} {(await r.aread())[:300]!r}")
-        with (into / "raft.snap").open("wb") as f:
-            async for block in r.aiter_bytes():
-                f.write(block)
+    async with httpx.AsyncClient(timeout=300) as client:
+        headers = {"X-Vault-Token": await _backup_token(client, settings)}
+        try:
+            async with client.stream("GET", url, headers=headers) as r:
+                if r.status_code != 200:
+                    body = (await r.aread())[:300]
+                    raise BackupError(f"OpenBao refused the raft snapshot: {r.status_code} {body!r}")
+                with (into / "raft.snap").open("wb") as f:
+                    async for block in r.aiter_bytes():
+                        f.write(block)
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(f"{settings.openbao_url}/v1/auth/token/revoke-self", headers=headers)
 
 
 def _stateful_streams(names: list[str]) -> list[str]:
@@ -190,6 +207,23 @@ def _copy_tree(source: Path, into: Path) -> None:
         into.mkdir()
 
 
+def _copy_cold(settings: HearthSettings, into: Path) -> None:
+    """The cold tier's copies (``shared.coldstore``), taken after the streams, so a file moved meanwhile
+    is in one or the other. A copy restored (and removed) while this runs is skipped: its blob is in
+    the bucket again. A manifest is removed before its data, and copied after it."""
+    from shared.coldstore import ColdStore
+
+    root = ColdStore.from_settings(settings, None).root
+    into.mkdir()
+    for path in sorted(root.rglob("*")) if root.exists() else []:
+        if not path.is_file() or path.name.endswith(".tmp"):
+            continue
+        target = into / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.copy2(path, target)
+
+
 def create_backup(settings: HearthSettings, out: Path, passphrase: bytes, report: Reporter = _quiet) -> Manifest:
     """Write one encrypted archive of the running stack's state to ``out`` (0600, atomically)."""
     if Supervisor(settings).daemon_pid() is None:
@@ -210,6 +244,7 @@ def create_backup(settings: HearthSettings, out: Path, passphrase: bytes, report
         report("JetStream: " + ", ".join(f"{name} {n} messages" for name, n in counts.items()))
         _copy_tree(settings.secrets_dir, work / "secrets")
         _copy_tree(settings.triton_user_model_repository, work / "triton-models")
+        _copy_cold(settings, work / "cold")
         manifest = Manifest(
             format=FORMAT,
             created_at=datetime.now(UTC).isoformat(),
@@ -323,6 +358,11 @@ def _place_files(settings: HearthSettings, work: Path) -> None:
     models = work / "triton-models"  # only files travel in the archive: absent when there were none
     if models.exists():
         shutil.copytree(models, settings.triton_user_model_repository, dirs_exist_ok=True)
+    cold = work / "cold"  # archives made before the cold tier have none
+    if cold.exists():
+        from shared.coldstore import ColdStore
+
+        shutil.copytree(cold, ColdStore.from_settings(settings, None).root, dirs_exist_ok=True)
 
 
 async def _wait_active(client: httpx.AsyncClient, url: str, timeout: float = 90.0) -> None:

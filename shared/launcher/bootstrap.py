@@ -310,7 +310,7 @@ async def _bootstrap_payload_key(client: httpx.AsyncClient, settings: HearthSett
 
 
 async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSettings, headers: dict[str, str]) -> None:
-    """One AppRole per service (policy ``hearth-service``) and ``keyadmin``; credentials kept 0600 in secrets/.
+    """One AppRole per service (policy ``hearth-service``), ``keyadmin`` and ``backup``; credentials 0600 in secrets/.
 
     Services log in with these, never with the root token.
     """
@@ -318,20 +318,30 @@ async def _bootstrap_approles(client: httpx.AsyncClient, settings: HearthSetting
     auths = (await client.get(f"{url}/v1/sys/auth", headers=headers)).json()
     if "approle/" not in auths.get("data", auths):
         (await client.post(f"{url}/v1/sys/auth/approle", headers=headers, json={"type": "approle"})).raise_for_status()
-    for name in ("hearth-service", "hearth-keyadmin"):
+    for name in ("hearth-service", "hearth-keyadmin", "hearth-backup", "hearth-governance"):
         policy = (REPO_ROOT / "infra" / "openbao" / f"{name}.hcl").read_text()
         (
             await client.put(f"{url}/v1/sys/policies/acl/{name}", headers=headers, json={"policy": policy})
         ).raise_for_status()
-    # The services' roles, and keyadmin's (rotation, crypto-shredding: shared.crypto.KeyAdmin).
-    roles = [(service, "hearth-service") for service in SERVICES] + [("keyadmin", "hearth-keyadmin")]
+    # The services' roles, keyadmin's (rotation, crypto-shredding: shared.crypto.KeyAdmin) and
+    # backup's (the raft snapshot of `hearth backup`).
+    # The governance service also rotates tenant keys (hearth-governance.hcl: never deletes one).
+    roles = [(s, "hearth-service,hearth-governance" if s == "governance" else "hearth-service") for s in SERVICES]
+    roles += [("keyadmin", "hearth-keyadmin"), ("backup", "hearth-backup")]
     for service, policy_name in roles:
         path = settings.secret_path(f"approle-{service}.json")
+        role = f"hearth-{service}"
+        spec = {
+            "token_policies": policy_name.split(","),
+            "token_ttl": "1h",
+            "token_max_ttl": "24h",
+            "secret_id_ttl": "0",
+        }
+        # Written every time (an update keeps the role's secret ids), so a stack set up before a
+        # role gained a policy gets it at its next `hearth up`.
+        (await client.post(f"{url}/v1/auth/approle/role/{role}", headers=headers, json=spec)).raise_for_status()
         if path.exists():
             continue
-        role = f"hearth-{service}"
-        spec = {"token_policies": [policy_name], "token_ttl": "1h", "token_max_ttl": "24h", "secret_id_ttl": "0"}
-        (await client.post(f"{url}/v1/auth/approle/role/{role}", headers=headers, json=spec)).raise_for_status()
         role_id = (await client.get(f"{url}/v1/auth/approle/role/{role}/role-id", headers=headers)).json()["data"][
             "role_id"
         ]

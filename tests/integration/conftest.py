@@ -43,9 +43,13 @@ def hearth_cli(
 TEST_MODELS = REPO_ROOT / "tests" / "data" / "triton_models"
 TEST_WORKFLOWS = REPO_ROOT / "tests" / "data" / "workflows"
 TEST_ALERTS = REPO_ROOT / "tests" / "data" / "alerts"
+TEST_LIFECYCLE = REPO_ROOT / "tests" / "data" / "governance" / "retention.yaml"
 TEST_IDLE_TTL_S = 30
 WEBHOOK_PORT = 9599
 """Plus the port offset: where the test stack's telemetry POSTs alerts (the alert test listens)."""
+OIDC_PORT = 9598
+"""Plus the port offset: the OIDC test's identity provider (``tests/idp.py``), whose tokens the gateway accepts."""
+OIDC_AUDIENCE = "hearth-test"
 
 
 def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
@@ -73,7 +77,13 @@ def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
             "HEARTH_TELEMETRY_SCRAPE_INTERVAL_S": "1",
             "HEARTH_TELEMETRY_ALERT_INTERVAL_S": "1",
             "HEARTH_TELEMETRY_ALERT_EXTRA_RULES": str(TEST_ALERTS),
+            # Tenants lifecycle-* have everything due now (tiering, retention, key rotation).
+            "HEARTH_GOVERNANCE_RETENTION_EXTRA": str(TEST_LIFECYCLE),
             "HEARTH_TELEMETRY_WEBHOOKS": f"http://127.0.0.1:{offset + WEBHOOK_PORT}/alerts",
+            # OIDC beside the API keys; the IdP runs in tests/integration/test_oidc.py (fetched lazily).
+            "HEARTH_OIDC_ISSUER": f"http://127.0.0.1:{offset + OIDC_PORT}",
+            "HEARTH_OIDC_AUDIENCE": OIDC_AUDIENCE,
+            "HEARTH_OIDC_REFRESH_INTERVAL_S": "1",
         }
     )
     return env

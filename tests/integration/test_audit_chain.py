@@ -1,8 +1,10 @@
 """The audit log's hash chain on the real database: an altered or deleted entry is found by
-``hearth audit verify`` even when a superuser lifts the append-only trigger to do it."""
+``hearth audit verify`` even when a superuser lifts the append-only trigger to do it; entries
+cut off the end are found through their copies in the ``HEARTH_AUDIT`` stream."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,6 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
+from shared.bus import Bus
+from shared.clients import postgres_engine
+from shared.identity.audit import CHAIN_LOCK
+from shared.identity.audit_relay import stream_head, verify_stream
 from shared.launcher.components import postgres_socket_dir
 from shared.settings import HearthSettings
 from tests.integration.conftest import hearth_cli
@@ -96,4 +102,74 @@ async def test_a_deleted_entry_is_found_at_the_next_one(
             f"INSERT INTO audit_log ({', '.join(columns)}) OVERRIDING SYSTEM VALUE VALUES ({placeholders})",  # noqa: S608 - the table's own columns
             *victim.values(),
         )
+    assert _verify(stack)["ok"]
+
+
+async def _relayed(bus: Bus, superuser: asyncpg.Connection) -> int:
+    """Wait until the relay has copied every entry in the table; the newest id."""
+    deadline = time.monotonic() + 30
+    while True:
+        newest = await superuser.fetchval("SELECT max(id) FROM audit_log")
+        head = await stream_head(bus)
+        if head is not None and head.id == newest:
+            return int(newest)
+        assert time.monotonic() < deadline, f"relay stuck: table at {newest}, stream at {head and head.id}"
+        await asyncio.sleep(0.3)
+
+
+async def test_every_entry_reaches_the_audit_stream_in_order(
+    stack: HearthSettings, superuser: asyncpg.Connection
+) -> None:
+    _some_entries(stack)
+    bus = await Bus.connect(stack, name="test-audit-stream")
+    try:
+        newest = await _relayed(bus, superuser)
+        head = await stream_head(bus)
+        assert head is not None
+        row = await superuser.fetchrow("SELECT hash, tenant, event FROM audit_log WHERE id = $1", newest)
+        assert head.hash == bytes(row["hash"]).hex()
+        assert (head.tenant, head.event) == (row["tenant"], row["event"])
+    finally:
+        await bus.close()
+    report = _verify(stack)
+    assert report["ok"], report
+    assert report["stream_entries"] >= newest - 5  # the stream holds the whole log (a few may be new)
+
+
+async def test_entries_cut_off_the_end_are_found_through_the_stream(
+    stack: HearthSettings, superuser: asyncpg.Connection
+) -> None:
+    """A tail cut leaves a valid chain in the table; only the copy off the database shows it.
+
+    Checked in process, holding the chain's lock (no audit entry may chain onto the cut log for
+    good), and put back before it is released.
+    """
+    _some_entries(stack)
+    bus = await Bus.connect(stack, name="test-audit-tail")
+    engine = postgres_engine(stack, pool_size=1)
+    # Every writer takes this lock first: none can chain onto the cut log while it is held.
+    await superuser.execute("SELECT pg_advisory_lock($1)", CHAIN_LOCK)
+    try:
+        newest = await _relayed(bus, superuser)
+        victims = await superuser.fetch("SELECT * FROM audit_log WHERE id > $1 ORDER BY id", newest - 2)
+        await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        await superuser.execute("DELETE FROM audit_log WHERE id > $1", newest - 2)
+        try:
+            report = await verify_stream(engine, bus)
+            assert not report.ok
+            assert report.first_bad_id == newest - 1
+            assert "deleted" in str(report.reason)
+        finally:
+            for victim in victims:
+                columns = list(victim.keys())
+                placeholders = ", ".join(f"${i + 1}" for i in range(len(columns)))
+                await superuser.execute(
+                    f"INSERT INTO audit_log ({', '.join(columns)}) OVERRIDING SYSTEM VALUE VALUES ({placeholders})",  # noqa: S608 - the table's own columns
+                    *victim.values(),
+                )
+        assert (await verify_stream(engine, bus)).ok
+    finally:
+        await superuser.execute("SELECT pg_advisory_unlock($1)", CHAIN_LOCK)
+        await engine.dispose()
+        await bus.close()
     assert _verify(stack)["ok"]

@@ -218,7 +218,9 @@ async def test_a_tenant_admin_manages_only_its_own_domain_and_only_what_it_holds
     foreign = await tenant_admin.post(
         "/v1/authz/assignments", json={"member": f"key:{outsider.prefix}", "role": "reviewer"}
     )
-    assert foreign.status_code == 400
+    # Another tenant's key is invisible to it (row-level security on api_keys): not even its tenant is told.
+    assert foreign.status_code == 404, foreign.text
+    assert theirs not in foreign.text
     # It sees its domain and the platform-wide rules, never another tenant's.
     await admin.post(
         "/v1/authz/policies", json={"role": "auditor", "domain": theirs, "resource": "/v1/ocr", "methods": "POST"}

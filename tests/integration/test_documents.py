@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from shared.events.envelope import Envelope
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
 from tests.data.generate import font_path
+from tests.integration.conftest import hearth_cli
 from tests.integration.histories import replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -282,3 +284,19 @@ async def test_an_idempotency_key_returns_the_first_document(client: Client) -> 
     assert again.json()["duplicate"] is True
     body = json.loads(again.text)
     assert body["run_id"] == f"doc-{body['id']}"
+
+
+def test_the_cli_submits_a_document_with_its_sensitivity(
+    stack: HearthSettings, stack_environment: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "board-memo.pdf"
+    path.write_bytes(contract_pdf(["Board memo", f"Reference {uuid.uuid4().hex[:8]}"]))
+    out = hearth_cli(
+        stack_environment, "docs", "add", str(path), "--sensitivity", "confidential", "--wait", "0", "--json"
+    )
+    submitted = json.loads(out.stdout)
+    shown = json.loads(hearth_cli(stack_environment, "docs", "get", submitted["id"], "--json").stdout)
+    assert shown["sensitivity"] == "confidential"
+    refused = hearth_cli(stack_environment, "docs", "add", str(path), "--sensitivity", "top-secret", check=False)
+    assert refused.returncode != 0
+    assert "confidential" in " ".join(refused.stderr.split())  # the problem names the allowed values

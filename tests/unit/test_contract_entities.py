@@ -8,7 +8,6 @@ import json
 import random
 import struct
 import sys
-import time
 import types
 from typing import Any
 
@@ -985,21 +984,18 @@ def ten_pages() -> str:
     return "".join(pages)
 
 
-def test_ten_pages_are_fast() -> None:
+def test_ten_pages_are_analysed_whole() -> None:
     text = ten_pages()
-    analyze(text)
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        result = analyze(text)
-        timings.append(time.perf_counter() - started)
+    result = analyze(text)
     assert normalized(text)["valid_period"] == ZH_PURCHASE_EXPECTED["valid_period"]
-    # ~20 ms on a 2-core dev VM; the bound leaves room for slow CI machines.
-    assert min(timings) < 0.15, timings
     assert result["entities"]
+    assert_offsets(text, result)
 
 
-def test_pathological_input_finishes_quickly() -> None:
+# Catastrophic backtracking in a pattern would take minutes on these; linear matching takes well
+# under a second. The timeout catches the first without timing the second (speed is a bench's job).
+@pytest.mark.timeout(60)
+def test_pathological_input_does_not_backtrack_catastrophically() -> None:
     rnd = random.Random(7)  # noqa: S311 - seeded test data, not a secret
     alphabet = (
         "甲方乙方：:（）()年月日号至起止 0123456789OolI,.-/¥$元万壹拾佰仟整合同编号No.有效期为两年\n\f\"'以下简称"
@@ -1007,10 +1003,7 @@ def test_pathological_input_finishes_quickly() -> None:
     garbage = "".join(rnd.choice(alphabet) for _ in range(200_000))
     repeats = "1" * 50_000 + "年" * 50_000 + " " * 50_000 + "甲方：" * 10_000 + "(" * 20_000
     for text in (garbage, repeats):
-        started = time.perf_counter()
-        result = analyze(text)
-        assert time.perf_counter() - started < 2.0
-        assert_offsets(text, result)
+        assert_offsets(text, analyze(text))
 
 
 def test_params() -> None:

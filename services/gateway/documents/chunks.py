@@ -1,7 +1,8 @@
 """Text for search: chunks of pages, jieba segmentation for the full-text index, query terms, highlights.
 
 Text is segmented with jieba (``shared.segment``) and indexed with the ``simple`` configuration;
-queries are segmented the same way and OR-ed, ranked by ``ts_rank_cd``.
+queries are segmented the same way and OR-ed, ranked by ``ts_rank_cd``. With column encryption
+the lexemes are keyed hashes of the terms (``blind_tsvector``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from shared.crypto.columns import TermHasher
 from shared.segment import fold, terms
 
 CHUNK_CHARS: Final = 400
@@ -29,6 +31,25 @@ _STOP: Final = frozenset(
 def index_text(text: str) -> str:
     """The text as space-separated terms, for ``to_tsvector('simple', ...)``."""
     return " ".join(terms(text))
+
+
+_MAX_POSITIONS: Final = 256
+_MAX_POSITION: Final = 16383
+"""PostgreSQL keeps at most 256 positions per lexeme, each at most 16383."""
+
+
+def blind_tsvector(text: str, hasher: TermHasher) -> str:
+    """A ``tsvector`` literal of the text's terms as keyed hashes, at the positions the terms have.
+
+    Built here rather than by ``to_tsvector`` because the lexemes are hashes already: PostgreSQL
+    must store them as they are. Positions keep ``ts_rank_cd``'s proximity ranking working.
+    """
+    positions: dict[str, list[int]] = {}
+    for number, word in enumerate(terms(text), start=1):
+        found = positions.setdefault(hasher.term(word), [])
+        if len(found) < _MAX_POSITIONS:
+            found.append(min(number, _MAX_POSITION))
+    return " ".join(f"'{lexeme}':{','.join(map(str, sorted(set(at))))}" for lexeme, at in positions.items())
 
 
 def query_terms(question: str) -> list[str]:

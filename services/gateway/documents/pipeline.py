@@ -40,6 +40,8 @@ log = get_logger("gateway.documents")
 
 DEFAULT_WORKFLOW: Final = "document_processing"
 SOURCE: Final = "hearth/documents"
+EVENT_ENTITY_FIELDS: Final = frozenset({"contract_type"})
+"""Entities whose normalised values ``hearth.document.processed.v1`` carries: a closed vocabulary, no document text."""
 _NAMESPACE: Final = uuid.UUID("0c5d1f0e-4a9b-4f3e-8d7a-2b6c9e1f3a57")
 
 
@@ -252,8 +254,11 @@ class DocumentPipeline:
             language=processed.language if processed else None,
             page_count=len(processed.pages) if processed else None,
             entities={
-                name: [e.normalized for e in found] for name, found in (processed.entities if processed else {}).items()
+                name: [e.normalized for e in found]
+                for name, found in (processed.entities if processed else {}).items()
+                if name in EVENT_ENTITY_FIELDS
             },
+            entity_counts={name: len(found) for name, found in (processed.entities if processed else {}).items()},
             warnings=(processed.warnings if processed else [])[:20],
             reason=failed,
         )

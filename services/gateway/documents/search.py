@@ -11,6 +11,13 @@ document's best chunk. Filters (class, tag, source system, entity values, validi
 submission dates) apply in both lists. Every query is scoped to the caller's tenant and to the
 sensitivities its clearance allows (``levels``, from the enforcer), in SQL.
 
+With column encryption (``cipher.py``) a chunk's text is sealed and its ``tsvector`` is blind: its
+lexemes are the tenant's keyed hashes of the terms (``shared.crypto.columns.TermHasher``), and a
+query's terms are hashed the same way (for each tenant, when an admin searches them all); the
+entity filter matches hashed ``field:key=value`` terms and ``valid_on`` plain date ranges. Only the
+chunks that are returned (or answer a question) are decrypted, for snippets and sentences.
+Embeddings stay plaintext: the HNSW index needs them (README "Encryption at rest").
+
 Q&A retrieves the best chunks the same way. A question asking for a contract fact (an amount,
 an expiry, a signing date, a number, the parties: ``question_field``) is answered with that
 entity as extracted from the best document, cited by its span; any other question with the
@@ -38,7 +45,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.documents import chunks, generate
+from services.gateway.documents.cipher import PROCESSED, DocumentCipher, chunk_column
 from shared.bus import Bus
+from shared.crypto.columns import TermHasher
 from shared.errors import BadRequest, HearthError
 from shared.generators import DEFAULT_GENERATOR
 from shared.identity.authz import Sensitivity
@@ -183,27 +192,39 @@ def question_field(question: str) -> str | None:
     return None
 
 
+_ENTITY_KEYS: Final = {"contract_type": "type", "contract_number": "number", "signing_date": "date", "parties": "name"}
+
+
 def _entity_filter(entities: dict[str, str]) -> str | None:
     """A jsonb containment value for ``processed_docs.entities``: any entity of the field with that value."""
     if not entities:
         return None
-    keys = {"contract_type": "type", "contract_number": "number", "signing_date": "date", "parties": "name"}
     wanted: dict[str, list[dict[str, Any]]] = {}
     for name, value in entities.items():
-        if name not in keys:
-            raise BadRequest(f"entity filter on {name!r}: filter on one of {', '.join(sorted(keys))}")
-        wanted[name] = [{"normalized": {keys[name]: value}}]
+        if name not in _ENTITY_KEYS:
+            raise BadRequest(f"entity filter on {name!r}: filter on one of {', '.join(sorted(_ENTITY_KEYS))}")
+        wanted[name] = [{"normalized": {_ENTITY_KEYS[name]: value}}]
     return json.dumps(wanted, ensure_ascii=False)
 
 
+def _entity_terms(entities: dict[str, str], hashers: Sequence[TermHasher]) -> str | None:
+    """Per hasher (tenant), the blind-index terms all of which a document must have: a JSON list of lists."""
+    if not entities:
+        return None
+    return json.dumps([[h.entity(name, _ENTITY_KEYS[name], v) for name, v in entities.items()] for h in hashers])
+
+
+# Entity filters: rows sealed since 0011 by their hashed terms (one list per tenant hashing them),
+# plaintext rows from before by their entities.
 _FILTERS = (
     "AND (CAST(:class AS text) IS NULL OR p.doc_class = :class) "
     "AND (CAST(:tags AS text[]) IS NULL OR p.tags @> CAST(:tags AS text[])) "
     "AND (CAST(:source AS text) IS NULL OR r.source_system = :source) "
-    "AND (CAST(:entities AS jsonb) IS NULL OR p.entities @> CAST(:entities AS jsonb)) "
-    "AND (CAST(:valid_on AS date) IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements(p.entities->'valid_period') v "
-    "WHERE (v->'normalized'->>'start')::date <= CAST(:valid_on AS date) "
-    "AND (v->'normalized'->>'end')::date >= CAST(:valid_on AS date))) "
+    "AND (CAST(:entities AS jsonb) IS NULL OR (p.sealed IS NULL AND p.entities @> CAST(:entities AS jsonb)) "
+    "OR EXISTS (SELECT 1 FROM jsonb_array_elements(CAST(:eterms AS jsonb)) w "
+    "WHERE p.entity_terms @> ARRAY(SELECT jsonb_array_elements_text(w)))) "
+    "AND (CAST(:valid_on AS date) IS NULL OR EXISTS (SELECT 1 FROM unnest(p.valid_periods) v "
+    "WHERE v @> CAST(:valid_on AS date))) "
     "AND (CAST(:since AS timestamptz) IS NULL OR r.created_at >= CAST(:since AS timestamptz)) "
     "AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < CAST(:until AS timestamptz)) "
 )
@@ -211,7 +232,8 @@ _FILTERS = (
 
 # Constant text; every value is a bound parameter.
 _CHUNK_QUERY = (
-    "SELECT c.id, c.doc_id, c.page, c.start_offset, c.end_offset, c.text FROM doc_chunks c "  # noqa: S608
+    "SELECT c.id, c.doc_id, c.chunk_no, c.page, c.start_offset, c.end_offset, c.sealed, r.data_key, "  # noqa: S608
+    "c.text FROM doc_chunks c "
     "JOIN raw_docs r ON r.id = c.doc_id LEFT JOIN processed_docs p ON p.doc_id = c.doc_id "
     "WHERE (CAST(:tenant AS text) IS NULL OR c.tenant = :tenant) "
     "AND r.sensitivity = ANY(CAST(:levels AS text[])) " + _FILTERS
@@ -227,8 +249,10 @@ class SearchIndex:
         embedding_model: str = EMBEDDING_MODEL,
         generator: generate.TextGenerator | None = None,
         ask_options: AskOptions | None = None,
+        cipher: DocumentCipher | None = None,
     ) -> None:
         self._engine = engine
+        self._cipher = cipher or DocumentCipher(engine, None)
         self._bus = bus
         self.embedding_model = embedding_model
         self._generator = generator
@@ -254,7 +278,14 @@ class SearchIndex:
     async def index(self, doc_id: str, tenant: str, pages: Sequence[str]) -> dict[str, Any]:
         """(Re)index a document's pages; what was done, for the document's provenance."""
         found = list(chunks.chunk_pages(pages))
-        segmented = await asyncio.to_thread(lambda: [chunks.index_text(c.text) for c in found])
+        key = await self._cipher.key_for(doc_id, tenant)
+        hasher = await self._cipher.hasher(tenant)
+        if hasher.blind:
+            segmented = await asyncio.to_thread(lambda: [chunks.blind_tsvector(c.text, hasher) for c in found])
+            terms_sql = "CAST(:terms AS tsvector)"
+        else:
+            segmented = await asyncio.to_thread(lambda: [chunks.index_text(c.text) for c in found])
+            terms_sql = "to_tsvector('simple', :terms)"
         vectors = await self.embed([c.text for c in found]) if found else []
         rows = [
             {
@@ -264,7 +295,8 @@ class SearchIndex:
                 "page": c.page,
                 "start": c.start,
                 "end": c.end,
-                "text": c.text,
+                "text": c.text if key is None else "",
+                "sealed": self._cipher.seal_text(key, doc_id, chunk_column(i), c.text) if key is not None else None,
                 "terms": terms,
                 "embedding": _vector(vectors[i]) if vectors else None,
                 "model": self.embedding_model if vectors else None,
@@ -276,9 +308,9 @@ class SearchIndex:
             if rows:
                 await conn.execute(
                     text(
-                        "INSERT INTO doc_chunks (doc_id, tenant, chunk_no, page, start_offset, end_offset, text, "
-                        "terms, embedding, embedding_model) VALUES (:doc_id, :tenant, :chunk_no, :page, :start, "
-                        ":end, :text, to_tsvector('simple', :terms), CAST(:embedding AS vector), :model)"
+                        "INSERT INTO doc_chunks (doc_id, tenant, chunk_no, page, start_offset, end_offset, text, "  # noqa: S608 - fixed SQL
+                        "sealed, terms, embedding, embedding_model) VALUES (:doc_id, :tenant, :chunk_no, :page, "
+                        f":start, :end, :text, :sealed, {terms_sql}, CAST(:embedding AS vector), :model)"
                     ),
                     rows,
                 )
@@ -289,6 +321,8 @@ class SearchIndex:
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Chunks ranked by text and by vector; ``filters.sensitivity`` is the exact set allowed (scoped)."""
         words = await asyncio.to_thread(chunks.query_terms, query)
+        hashers = await self._cipher.hashers(tenant)
+        blind = " | ".join(chunks.tsquery([h.term(w) for w in words]) for h in hashers if h.blind and words)
         params: dict[str, Any] = {
             "tenant": tenant,
             "levels": list(filters.sensitivity),
@@ -296,6 +330,7 @@ class SearchIndex:
             "tags": filters.tags or None,
             "source": filters.source_system,
             "entities": _entity_filter(filters.entities),
+            "eterms": _entity_terms(filters.entities, hashers),
             "valid_on": filters.valid_on,
             "since": filters.since,
             "until": filters.until,
@@ -306,12 +341,11 @@ class SearchIndex:
         semantic: list[dict[str, Any]] = []
         async with self._engine.connect() as conn:
             if words:
+                # Blind lexemes for sealed chunks, plain ones for chunks indexed before encryption.
+                tsq = "(to_tsquery('simple', :q) || CAST(:hq AS tsquery))" if blind else "to_tsquery('simple', :q)"
                 rows = await conn.execute(
-                    text(
-                        base + "AND c.terms @@ to_tsquery('simple', :q) "
-                        "ORDER BY ts_rank_cd(c.terms, to_tsquery('simple', :q)) DESC, c.id LIMIT :limit"
-                    ),
-                    {**params, "q": chunks.tsquery(words)},
+                    text(base + f"AND c.terms @@ {tsq} ORDER BY ts_rank_cd(c.terms, {tsq}) DESC, c.id LIMIT :limit"),
+                    {**params, "q": chunks.tsquery(words), **({"hq": blind} if blind else {})},
                 )
                 lexical = [dict(r) for r in rows.mappings()]
             if vector is not None:
@@ -350,6 +384,7 @@ class SearchIndex:
             best.setdefault(row["doc_id"], row)
         ranked = sorted(best.values(), key=lambda r: -r["score"])
         page = ranked[offset : offset + limit]
+        await self._cipher.open_chunks(page)
         meta = await self._documents([r["doc_id"] for r in page])
         hits = [
             SearchHit(
@@ -420,6 +455,7 @@ class SearchIndex:
         top = _fuse(lexical, semantic)[:top_k]
         if not top:
             return Answer(question=question, answer=None, mode="extractive", confidence=0.0, citations=[])
+        await self._cipher.open_chunks(top)
         note = None
         if mode != "extractive":
             if self._generator is not None and self._generator.configured(name):
@@ -542,15 +578,20 @@ class SearchIndex:
             row = (
                 await conn.execute(
                     text(
-                        "SELECT p.entities -> :field, p.pages, r.filename FROM processed_docs p "
+                        "SELECT p.entities -> :field, p.pages, r.filename, p.sealed, r.data_key FROM processed_docs p "
                         "JOIN raw_docs r ON r.id = p.doc_id WHERE p.doc_id = :id"
                     ),
                     {"field": wanted, "id": doc_id},
                 )
             ).one_or_none()
-        if row is None or not row[0]:
+        if row is None:
             return None
         found, pages, filename = row[0], row[1] or [], row[2]
+        if row[3] is not None:
+            content = await self._cipher.open_json(row[4], doc_id, PROCESSED, bytes(row[3]))
+            found, pages = content["entities"].get(wanted), content["pages"]
+        if not found:
+            return None
         best = max(found, key=lambda e: float(e.get("confidence", 0)))
         span = best.get("span") or {}
         page_no = int(span.get("page", 1))

@@ -12,12 +12,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.gateway.documents.cipher import INLINE, PROCESSED, DocumentCipher, entity_terms, valid_periods
 from shared import segment
 from shared.blobstore import BlobRef
 from shared.classifier import ClassifierStore
 from shared.documents import Classification, Entity
 from shared.errors import Conflict, NotFound
 from shared.identity.authz import DEFAULT_SENSITIVITY, Sensitivity
+from shared.lifecycle import DocumentPurged
 
 DocumentStatus = Literal["processing", "processed", "failed"]
 ClassMethod = Literal["rules", "learned", "user"]
@@ -111,8 +113,11 @@ _SUMMARY_COLUMNS = (
 
 
 class DocumentStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """Documents in PostgreSQL; with a ``cipher`` their content columns are sealed (``cipher.py``)."""
+
+    def __init__(self, engine: AsyncEngine, cipher: DocumentCipher | None = None) -> None:
         self._engine = engine
+        self.cipher = cipher or DocumentCipher(engine, None)
 
     async def create(self, doc: NewDocument) -> tuple[DocumentSummary, bool]:
         """Record a submission; ``(existing, False)`` when this id or (source, external id) is known."""
@@ -121,6 +126,13 @@ class DocumentStore:
         params["metadata"] = json.dumps(doc.metadata)
         params["size"] = doc.blob.size if doc.blob else len((doc.inline_text or "").encode())
         params["sha256"] = doc.blob.sha256 if doc.blob else None
+        params["data_key"] = params["inline_sealed"] = None
+        made = await self.cipher.new_key(doc.tenant)
+        if made is not None:
+            params["data_key"] = made[0]
+            if doc.inline_text is not None:
+                params["inline_sealed"] = self.cipher.seal_text(made[1], doc.id, INLINE, doc.inline_text)
+                params["inline_text"] = None
         try:
             async with self._engine.begin() as conn:
                 inserted = (
@@ -128,9 +140,10 @@ class DocumentStore:
                         text(
                             "INSERT INTO raw_docs (id, tenant, source_system, external_id, filename, content_type, "
                             "size, sha256, blob, inline_text, metadata, status, workflow, run_id, submitted_by, "
-                            "sensitivity) VALUES (:id, :tenant, :source_system, :external_id, :filename, "
-                            ":content_type, :size, :sha256, CAST(:blob AS jsonb), :inline_text, "
-                            "CAST(:metadata AS jsonb), 'processing', :workflow, :run_id, :submitted_by, :sensitivity) "
+                            "sensitivity, data_key, inline_sealed) VALUES (:id, :tenant, :source_system, :external_id, "
+                            ":filename, :content_type, :size, :sha256, CAST(:blob AS jsonb), :inline_text, "
+                            "CAST(:metadata AS jsonb), 'processing', :workflow, :run_id, :submitted_by, :sensitivity, "
+                            ":data_key, :inline_sealed) "
                             "ON CONFLICT (id) DO NOTHING RETURNING id"
                         ),
                         params,
@@ -175,7 +188,8 @@ class DocumentStore:
                     await conn.execute(
                         text(
                             f"SELECT {_SUMMARY_COLUMNS}, r.sha256, r.metadata, r.submitted_by, r.error, p.language, "  # noqa: S608 - fixed columns
-                            "p.class_confidence, p.text, p.pages, p.entities, p.provenance, p.warnings, p.processed_at "
+                            "p.class_confidence, p.text, p.pages, p.entities, p.provenance, p.warnings, "
+                            "p.processed_at, p.sealed, r.data_key, r.purged_at, r.retention_class, r.retain_until "
                             "FROM raw_docs r LEFT JOIN processed_docs p ON p.doc_id = r.id "
                             "WHERE r.id = :id AND (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant)"
                         ),
@@ -188,6 +202,11 @@ class DocumentStore:
         if row is None:
             raise NotFound(f"no document {doc_id!r}", code="unknown-document")
         data = dict(row)
+        if data["purged_at"] is not None:  # a tombstone (shared.lifecycle): 410, with what is kept
+            raise DocumentPurged.of(data)
+        sealed, stored_key = data.pop("sealed"), data.pop("data_key")
+        if sealed is not None:
+            data.update(await self.cipher.open_json(stored_key, doc_id, PROCESSED, bytes(sealed)))
         if data["doc_class"] is not None:
             method = (data.get("provenance") or {}).get("classification", {}).get("method", "rules")
             data["classification"] = {
@@ -227,7 +246,7 @@ class DocumentStore:
                     await conn.execute(
                         text(
                             f"SELECT {_SUMMARY_COLUMNS} FROM raw_docs r LEFT JOIN processed_docs p ON p.doc_id = r.id "  # noqa: S608 - fixed columns
-                            "WHERE (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant) "
+                            "WHERE (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant) AND r.purged_at IS NULL "
                             "AND (CAST(:status AS text) IS NULL OR r.status = :status) "
                             "AND (CAST(:source AS text) IS NULL OR r.source_system = :source) "
                             "AND (CAST(:class AS text) IS NULL OR p.doc_class = :class) "
@@ -255,6 +274,14 @@ class DocumentStore:
     async def mark_processed(self, doc_id: str, tenant: str, result: Processed) -> bool:
         """Store the results (idempotent: a repeated result for the same run changes nothing)."""
         classification = result.classification
+        pages = [p.model_dump(mode="json") for p in result.pages]
+        entities = {k: [e.model_dump(mode="json") for e in v] for k, v in result.entities.items()}
+        sealed = None
+        key = await self.cipher.key_for(doc_id, tenant)
+        if key is not None:
+            content = {"text": result.text, "pages": pages, "entities": entities}
+            sealed = self.cipher.seal_json(key, doc_id, PROCESSED, content)
+        hasher = await self.cipher.hasher(tenant)
         params = {
             "doc_id": doc_id,
             "tenant": tenant,
@@ -263,9 +290,12 @@ class DocumentStore:
             "doc_class": classification.label if classification else None,
             "class_confidence": classification.confidence if classification else None,
             "tags": result.tags,
-            "text": result.text,
-            "pages": json.dumps([p.model_dump(mode="json") for p in result.pages]),
-            "entities": json.dumps({k: [e.model_dump(mode="json") for e in v] for k, v in result.entities.items()}),
+            "text": result.text if sealed is None else "",
+            "pages": json.dumps(pages if sealed is None else []),
+            "entities": json.dumps(entities if sealed is None else {}),
+            "sealed": sealed,
+            "entity_terms": entity_terms(hasher, entities),
+            "valid_periods": valid_periods(entities),
             "provenance": json.dumps(result.provenance, default=str),
             "ocr_result": result.ocr_result.model_dump_json() if result.ocr_result else None,
             "warnings": json.dumps(result.warnings),
@@ -274,15 +304,19 @@ class DocumentStore:
             await conn.execute(
                 text(
                     "INSERT INTO processed_docs (doc_id, tenant, run_id, language, doc_class, class_confidence, tags, "
-                    "text, pages, entities, provenance, ocr_result, warnings, sensitivity) VALUES (:doc_id, :tenant, "
-                    ":run_id, :language, :doc_class, :class_confidence, :tags, :text, CAST(:pages AS jsonb), "
-                    "CAST(:entities AS jsonb), CAST(:provenance AS jsonb), CAST(:ocr_result AS jsonb), "
-                    "CAST(:warnings AS jsonb), (SELECT sensitivity FROM raw_docs WHERE id = :doc_id)) "
+                    "text, pages, entities, provenance, ocr_result, warnings, sensitivity, sealed, entity_terms, "
+                    "valid_periods) "
+                    "VALUES (:doc_id, :tenant, :run_id, :language, :doc_class, :class_confidence, :tags, :text, "
+                    "CAST(:pages AS jsonb), CAST(:entities AS jsonb), CAST(:provenance AS jsonb), "
+                    "CAST(:ocr_result AS jsonb), CAST(:warnings AS jsonb), "
+                    "(SELECT sensitivity FROM raw_docs WHERE id = :doc_id), :sealed, CAST(:entity_terms AS text[]), "
+                    "CAST(CAST(:valid_periods AS text) AS daterange[])) "
                     "ON CONFLICT (doc_id) DO UPDATE SET run_id = EXCLUDED.run_id, "
                     "language = EXCLUDED.language, doc_class = EXCLUDED.doc_class, "
                     "class_confidence = EXCLUDED.class_confidence, tags = EXCLUDED.tags, text = EXCLUDED.text, "
                     "pages = EXCLUDED.pages, entities = EXCLUDED.entities, provenance = EXCLUDED.provenance, "
-                    "ocr_result = EXCLUDED.ocr_result, warnings = EXCLUDED.warnings, processed_at = now()"
+                    "ocr_result = EXCLUDED.ocr_result, warnings = EXCLUDED.warnings, sealed = EXCLUDED.sealed, "
+                    "entity_terms = EXCLUDED.entity_terms, valid_periods = EXCLUDED.valid_periods, processed_at = now()"
                 ),
                 params,
             )
@@ -310,8 +344,9 @@ class DocumentStore:
             row = (
                 await conn.execute(
                     text(
-                        "SELECT p.tenant, p.doc_class, p.tags, p.user_class, p.user_tags, p.text FROM processed_docs p "
-                        "WHERE p.doc_id = :id AND (CAST(:tenant AS text) IS NULL OR p.tenant = :tenant) FOR UPDATE"
+                        "SELECT p.tenant, p.doc_class, p.tags, p.user_class, p.user_tags, p.text, p.sealed, r.data_key "
+                        "FROM processed_docs p JOIN raw_docs r ON r.id = p.doc_id "
+                        "WHERE p.doc_id = :id AND (CAST(:tenant AS text) IS NULL OR p.tenant = :tenant) FOR UPDATE OF p"
                     ),
                     {"id": doc_id, "tenant": tenant},
                 )
@@ -319,7 +354,7 @@ class DocumentStore:
             if row is None:
                 await self.get(doc_id, tenant=tenant)  # 404 for a document that is not there (or not theirs)
                 raise Conflict(f"document {doc_id!r} is not processed yet: correct it once it is", code="not-processed")
-            owner, old_class, old_tags, user_class, user_tags, body = row
+            owner, old_class, old_tags, user_class, user_tags, body, sealed, stored_key = row
             for field, old, new in (("class", old_class, doc_class), ("tags", old_tags, tags)):
                 if new is not None and new != old:
                     await conn.execute(
@@ -348,6 +383,8 @@ class DocumentStore:
                 ),
                 {"id": doc_id, "class": doc_class, "tags": tags},
             )
+        if sealed is not None:
+            body = (await self.cipher.open_json(stored_key, doc_id, PROCESSED, bytes(sealed)))["text"]
         words = await asyncio.to_thread(segment.terms, body)
         await learner.learn(
             owner,
