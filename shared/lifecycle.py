@@ -34,6 +34,8 @@ class DocumentPurged(NotFound):
     status = 410
     code = "document-purged"
     title = "Document purged"
+    tenant: str = ""
+    sensitivity: str = ""
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> DocumentPurged:
@@ -51,7 +53,11 @@ class DocumentPurged(NotFound):
         when = tombstone["purged_at"]
         stamp = when.isoformat() if isinstance(when, datetime) else str(when)
         extra = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in tombstone.items()}
-        return cls(f"document {row.get('id')!r} was purged at {stamp} (retention ended)", extra={"tombstone": extra})
+        purged = cls(f"document {row.get('id')!r} was purged at {stamp} (retention ended)", extra={"tombstone": extra})
+        # Not in the answer: what the gateway checks the caller's clearance against before it says 410.
+        purged.tenant = str(row.get("tenant") or "")
+        purged.sensitivity = str(row.get("sensitivity") or "")
+        return purged
 
 
 class TenantBatch(BaseModel):

@@ -85,14 +85,15 @@ def cold(stack: HearthSettings) -> ColdStore:
 
 @pytest.fixture(scope="module")
 async def http(stack: HearthSettings, engine: AsyncEngine) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """A user key and a tenant admin key of the tenant, and the platform admin."""
+    """A user key, a tenant admin key and a public-clearance key of the tenant, and the platform admin."""
     keys = ApiKeyStore(engine)
     user = await keys.create("lifecycle-user", "user", tenant=TENANT)
     lead = await keys.create("lifecycle-lead", "user", tenant=TENANT)
+    guest = await keys.create("lifecycle-guest", "user", tenant=TENANT, clearance="public")
     admin_key = stack.read_secret("admin-api-key")
     clients = {
         name: httpx.AsyncClient(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
-        for name, key in (("user", user.key), ("lead", lead.key), ("admin", admin_key))
+        for name, key in (("user", user.key), ("lead", lead.key), ("guest", guest.key), ("admin", admin_key))
     }
     assigned = await clients["admin"].post(
         "/v1/authz/assignments", json={"member": f"key:{lead.prefix}", "role": "tenant_admin", "domain": TENANT}
@@ -360,6 +361,11 @@ async def test_retention_purges_due_documents_but_never_held_ones(
         assert tombstone["retention_class"]
         assert tombstone["purged_at"]
         assert (await http["user"].get(f"/v1/documents/{entry['id']}/file")).status_code == 410
+        # Above one's clearance (the documents are internal) not even the tombstone is told.
+        for path in (f"/v1/documents/{entry['id']}", f"/v1/documents/{entry['id']}/file"):
+            hidden = await http["guest"].get(path)
+            assert hidden.status_code == 404, hidden.text
+            assert "tombstone" not in hidden.text
         for ref in entry["refs"]:
             assert await _absent(hot, ref.key)
             assert await cold.manifest(ref.bucket, ref.key) is None

@@ -44,6 +44,7 @@ from shared.documents import DocumentSource
 from shared.errors import BadRequest, Forbidden, InvalidInput, NotFound
 from shared.identity.apikeys import Principal
 from shared.identity.authz import DEFAULT_SENSITIVITY, DataObject, Sensitivity
+from shared.lifecycle import DocumentPurged
 
 _NAMESPACE: Final = uuid.UUID("6f1e2d3c-4b5a-4968-8776-5a4b3c2d1e0f")
 _FORM_FIELDS: Final = frozenset({"file", "source_system", "external_id", "metadata", "workflow", "sensitivity"})
@@ -153,6 +154,26 @@ def _readable(request: Request[Any, Any, Any], access: AccessGuard, doc: Documen
     if not access.permits(request, principal_of(request), _document(doc), "read"):
         raise NotFound(f"no document {doc.id!r}", code="unknown-document")
     return doc
+
+
+async def readable_document(
+    request: Request[Any, Any, Any], access: AccessGuard, store: DocumentStore, doc_id: str
+) -> Document:
+    """The caller's document if it may read it; else the same 404 as a missing one.
+
+    A purged document answers 410 with its tombstone only to a caller who could have read it:
+    above one's clearance even its having existed is not told.
+    """
+    principal = principal_of(request)
+    try:
+        doc = await store.get(doc_id, tenant=tenant_scope(principal))
+    except DocumentPurged as purged:
+        if not access.permits(
+            request, principal, DataObject("document", purged.tenant, purged.sensitivity, doc_id), "read"
+        ):
+            raise NotFound(f"no document {doc_id!r}", code="unknown-document") from None
+        raise
+    return _readable(request, access, doc)
 
 
 def _levels(request: Request[Any, Any, Any], access: AccessGuard, principal: Principal, what: str) -> list[str]:
@@ -289,7 +310,7 @@ class DocumentsController(Controller):
         if data.doc_class is None and data.tags is None and data.sensitivity is None:
             raise BadRequest("send `class`, `tags` and/or `sensitivity`")
         principal = principal_of(request)
-        doc = _readable(request, access, await document_store.get(document_id, tenant=tenant_scope(principal)))
+        doc = await readable_document(request, access, document_store, document_id)
         if not access.permits(request, principal, _document(doc), "write"):
             raise Forbidden(
                 f"clearance {principal.clearance} may not change this document", code="insufficient-clearance"
@@ -320,8 +341,7 @@ class DocumentsController(Controller):
     async def get_document(
         self, request: Request[Any, Any, Any], document_store: DocumentStore, access: AccessGuard, document_id: str
     ) -> Document:
-        doc = await document_store.get(document_id, tenant=tenant_scope(principal_of(request)))
-        return _readable(request, access, doc)
+        return await readable_document(request, access, document_store, document_id)
 
 
 class AskRequest(BaseModel):

@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client as TemporalClient
 
 from services.gateway.auth import AccessGuard
+from services.gateway.documents.handlers import readable_document
 from services.gateway.documents.store import DocumentStore
 from services.gateway.requests import json_body, principal_of, tenant_scope, validated
 from shared.blobstore import BlobRef, BlobStore
 from shared.errors import HearthError, NotFound
 from shared.identity.apikeys import Principal
 from shared.identity.audit import AuditEntry, append
-from shared.identity.authz import DataObject
 from shared.lifecycle import SCHEDULES, TIERS, DocumentPurged
 from shared.logging import get_logger
 
@@ -285,10 +285,7 @@ async def _readable_document(
     request: Request[Any, Any, Any], store: DocumentStore, access: AccessGuard, doc_id: str
 ) -> str:
     """The document's file name, if the caller may read it (the same 404 as a missing one otherwise; 410 purged)."""
-    principal = principal_of(request)
-    doc = await store.get(doc_id, tenant=tenant_scope(principal))
-    if not access.permits(request, principal, DataObject("document", doc.tenant, doc.sensitivity, doc.id), "read"):
-        raise NotFound(f"no document {doc_id!r}", code="unknown-document")
+    doc = await readable_document(request, access, store, doc_id)
     return doc.filename or doc_id
 
 
