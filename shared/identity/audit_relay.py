@@ -112,7 +112,7 @@ async def verify_stream(engine: AsyncEngine, bus: Bus) -> StreamReport:
             for entry in entries:
                 why = None
                 if prev is not None and entry.prev_hash != prev:
-                    why = "the audit stream's chain breaks here: entries before it were deleted after they were copied"
+                    why = "the audit stream's chain breaks here: entries before it were deleted from the database"
                 elif entry.id not in stored:
                     why = "it is in the audit stream but was deleted from the database"
                 elif stored[entry.id].hex() != entry.hash:

@@ -33,6 +33,15 @@ def _verify(stack: HearthSettings) -> dict[str, Any]:
 
 
 @pytest.fixture
+async def bus(stack: HearthSettings) -> AsyncIterator[Bus]:
+    connected = await Bus.connect(stack, name="test-audit-chain")
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+@pytest.fixture
 async def superuser(stack: HearthSettings) -> AsyncIterator[asyncpg.Connection]:
     """What an intruder with the database's superuser would hold."""
     conn = await asyncpg.connect(
@@ -64,9 +73,16 @@ def test_an_untouched_log_verifies(stack: HearthSettings, stack_environment: dic
     assert out.stdout.startswith("ok ")
 
 
-async def test_an_altered_entry_is_found_and_named(stack: HearthSettings, superuser: asyncpg.Connection) -> None:
+async def test_an_altered_entry_is_found_and_named(
+    stack: HearthSettings, bus: Bus, superuser: asyncpg.Connection
+) -> None:
     _some_entries(stack)
-    victim = await superuser.fetchrow("SELECT id, reason FROM audit_log ORDER BY id DESC OFFSET 3 LIMIT 1")
+    # Tamper only with entries the relay has copied: one deleted before that is missing from the
+    # audit stream for good, and the stream rightly reports it even after the entry is put back.
+    copied = await _relayed(bus, superuser)
+    victim = await superuser.fetchrow(
+        "SELECT id, reason FROM audit_log WHERE id <= $1 ORDER BY id DESC OFFSET 3 LIMIT 1", copied
+    )
     await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     await superuser.execute("UPDATE audit_log SET reason = 'nothing happened' WHERE id = $1", victim["id"])
     try:
@@ -80,10 +96,11 @@ async def test_an_altered_entry_is_found_and_named(stack: HearthSettings, superu
 
 
 async def test_a_deleted_entry_is_found_at_the_next_one(
-    stack: HearthSettings, stack_environment: dict[str, str], superuser: asyncpg.Connection
+    stack: HearthSettings, stack_environment: dict[str, str], bus: Bus, superuser: asyncpg.Connection
 ) -> None:
     _some_entries(stack)
-    rows = await superuser.fetch("SELECT * FROM audit_log ORDER BY id DESC OFFSET 3 LIMIT 2")
+    copied = await _relayed(bus, superuser)  # as above: the stream must hold the victim before it goes
+    rows = await superuser.fetch("SELECT * FROM audit_log WHERE id <= $1 ORDER BY id DESC OFFSET 3 LIMIT 2", copied)
     newer, victim = rows[0], rows[1]
     await superuser.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
     await superuser.execute("DELETE FROM audit_log WHERE id = $1", victim["id"])
