@@ -163,8 +163,10 @@ async def test_recogniser_contract_and_dynamic_batching(triton: Triton) -> None:
     after = await triton.stats(REC)
     inferences = int(after["inference_count"]) - int(before["inference_count"])
     executions = int(after["execution_count"]) - int(before["execution_count"])
-    assert inferences == 24
-    assert executions < inferences, f"no request was batched ({executions} executions)"
+    # The stack is shared: a document still in flight may call the recogniser meanwhile, and the
+    # batcher may merge its lines with these. Unbatched, the 24 alone would take 24 executions.
+    assert inferences >= 24
+    assert executions < 24, f"no request was batched ({executions} executions for {inferences} inferences)"
 
     with pytest.raises(TritonError) as narrow:
         await triton.infer(REC, {"LINES": np.zeros((1, 3, 48, 4), dtype=np.float32)}, ["TEXT"])
