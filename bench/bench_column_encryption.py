@@ -25,7 +25,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,7 +80,13 @@ def _result(run_id: str) -> Processed:
 
 
 async def _round(
-    engine: AsyncEngine, bus: Bus, cipher: DocumentCipher, tenant: str, docs: int
+    engine: AsyncEngine,
+    bus: Bus,
+    cipher: DocumentCipher,
+    tenant: str,
+    docs: int,
+    *,
+    result: Callable[[str], Processed] = _result,
 ) -> tuple[list[float], list[float]]:
     store, index = DocumentStore(engine, cipher), _FullText(engine, bus, cipher=cipher)
     stored: list[float] = []
@@ -94,9 +100,9 @@ async def _round(
                 id=doc_id, tenant=tenant, source_system="bench", workflow="document_processing", run_id=f"doc-{doc_id}"
             )
         )
-        result = _result(f"doc-{doc_id}")
-        result.provenance["index"] = await index.index(doc_id, tenant, [p.text for p in result.pages])
-        await store.mark_processed(doc_id, tenant, result)
+        processed = result(f"doc-{doc_id}")
+        processed.provenance["index"] = await index.index(doc_id, tenant, [p.text for p in processed.pages])
+        await store.mark_processed(doc_id, tenant, processed)
         stored.append((time.perf_counter() - start) * 1000)
         ids.append(doc_id)
     for doc_id in ids:
@@ -105,6 +111,14 @@ async def _round(
         await index.search("数控机床 交付", SearchFilters(), tenant=tenant, levels=["public", "internal"], limit=1)
         read.append((time.perf_counter() - start) * 1000)
     return stored, read
+
+
+async def delete_tenants(engine: AsyncEngine, tenants: Iterable[str]) -> None:
+    """Remove what a bench wrote for its tenants: documents (and with them chunks) and index keys."""
+    async with engine.begin() as conn:
+        for tenant in tenants:
+            await conn.execute(text("DELETE FROM raw_docs WHERE tenant = :t"), {"t": tenant})
+            await conn.execute(text("DELETE FROM tenant_index_keys WHERE tenant = :t"), {"t": tenant})
 
 
 def _line(name: str, values: list[float]) -> str:
@@ -142,10 +156,7 @@ async def main() -> None:
             ratio = statistics.median(results["sealed"][at]) / statistics.median(results["plain"][at])
             print(f"  sealed / plain (p50): x{ratio:.3f}")
     finally:
-        async with engine.begin() as conn:
-            for tenant in tenants.values():
-                await conn.execute(text("DELETE FROM raw_docs WHERE tenant = :t"), {"t": tenant})
-                await conn.execute(text("DELETE FROM tenant_index_keys WHERE tenant = :t"), {"t": tenant})
+        await delete_tenants(engine, tenants.values())
         await bus.close()
         await engine.dispose()
 

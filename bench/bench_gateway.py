@@ -27,6 +27,7 @@ import tritonclient.grpc.aio as grpcclient
 from services.gateway.inference.lifecycle import repository_config
 from shared.natsauth import connect_options
 from shared.settings import HearthSettings, get_settings
+from shared.tls import http_verify
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "triton_models" / "double"
 BODY = {"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
@@ -81,6 +82,7 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
     triton = grpcclient.InferenceServerClient(settings.triton_grpc_address)
     gateway = httpx.AsyncClient(
         base_url=settings.gateway_url,
+        verify=http_verify(settings),
         headers={"Authorization": f"Bearer {settings.read_secret('admin-api-key')}"},
         timeout=30,
         limits=httpx.Limits(max_keepalive_connections=concurrency * 2),

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from shared.settings import get_settings
+from shared.tls import http_verify
 from tests.data.generate import default_samples
 
 BARE = """
@@ -41,7 +42,9 @@ print(json.dumps({"images": rounds * len(paths), "seconds": time.perf_counter() 
 async def through_gateway(images: list[bytes], rounds: int, concurrency: int) -> float:
     settings = get_settings()
     headers = {"Authorization": f"Bearer {settings.read_secret('admin-api-key')}"}
-    async with httpx.AsyncClient(base_url=settings.gateway_url, headers=headers, timeout=300) as client:
+    async with httpx.AsyncClient(
+        base_url=settings.gateway_url, headers=headers, timeout=300, verify=http_verify(settings)
+    ) as client:
 
         async def one(data: bytes) -> None:
             resp = await client.post("/v1/ocr", files={"file": ("page.png", data, "application/octet-stream")})

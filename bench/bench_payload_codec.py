@@ -33,6 +33,7 @@ from shared.capabilities import DATA_CONVERTER, encrypted_data_converter
 from shared.crypto.payload_codec import EnvelopePayloadCodec
 from shared.crypto.transit import TransitKeyring
 from shared.settings import HearthSettings, load_settings
+from shared.tls import temporal_tls
 
 
 class Page(BaseModel):
@@ -110,7 +111,10 @@ async def converter_figures(settings: HearthSettings, n: int) -> None:
 
 async def workflow_figures(settings: HearthSettings, runs: int) -> None:
     plain = await TemporalClient.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+        tls=temporal_tls(settings),
     )
     encrypted = await TemporalClient.connect(
         settings.temporal_address,
@@ -118,6 +122,7 @@ async def workflow_figures(settings: HearthSettings, runs: int) -> None:
         data_converter=encrypted_data_converter(
             EnvelopePayloadCodec(TransitKeyring.from_settings(settings, "gateway"))
         ),
+        tls=temporal_tls(settings),
     )
     clients = {"off": plain, "on": encrypted}
     times: dict[str, list[float]] = {"off": [], "on": []}

@@ -25,6 +25,7 @@ import httpx
 
 from bench.bench_gateway import BODY, pct, remove_model, timed, upload_double
 from shared.settings import REPO_ROOT, HearthSettings, get_settings
+from shared.tls import http_verify
 
 
 def _free_port() -> int:
@@ -48,12 +49,12 @@ def start_gateway(settings: HearthSettings, *, telemetry: bool) -> tuple[subproc
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.gateway"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    return proc, f"http://{settings.bind_host}:{port}"
+    return proc, f"{'https' if settings.tls else 'http'}://{settings.bind_host}:{port}"
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(timeout=2) as client:
+    async with httpx.AsyncClient(timeout=2, verify=http_verify(get_settings())) as client:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise SystemExit(f"a bench gateway exited with {proc.returncode}")
@@ -78,7 +79,8 @@ async def main(n: int, concurrency: int, rounds: int) -> None:
     headers = {"Authorization": f"Bearer {settings.read_secret('admin-api-key')}", "content-type": "application/json"}
     payload = json.dumps(BODY).encode()
     clients = {
-        label: httpx.AsyncClient(base_url=url, headers=headers, timeout=30) for label, (_, url) in started.items()
+        label: httpx.AsyncClient(base_url=url, headers=headers, timeout=30, verify=http_verify(settings))
+        for label, (_, url) in started.items()
     }
     try:
         for proc, url in started.values():

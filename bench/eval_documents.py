@@ -39,6 +39,7 @@ from services.ocr.pages import dpi_for, fit_for_model
 from shared.clients import postgres_engine
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings, get_settings
+from shared.tls import http_verify
 from tests.data.contracts import DocumentEntry, FileEntry, Manifest, generate_corpus
 from tests.data.docmetrics import MICRO, classification_accuracy, entity_scores, fold, recall_at_k
 from tests.data.textmetrics import cer
@@ -103,7 +104,9 @@ async def _client(settings: HearthSettings) -> tuple[httpx.AsyncClient, str]:
     finally:
         await engine.dispose()
     headers = {"Authorization": f"Bearer {created.key}"}
-    return httpx.AsyncClient(base_url=settings.gateway_url, headers=headers, timeout=600), tenant
+    return httpx.AsyncClient(
+        base_url=settings.gateway_url, headers=headers, timeout=600, verify=http_verify(settings)
+    ), tenant
 
 
 async def _wait(http: httpx.AsyncClient, doc_id: str, deadline: float) -> dict[str, Any]:

@@ -7,11 +7,13 @@ import sys
 import httpx
 
 from shared.settings import get_settings
+from shared.tls import http_verify
 
 
 def main() -> int:
-    url = f"{get_settings().gateway_url}/v1/health"
-    report = httpx.get(url, timeout=15).json()
+    settings = get_settings()
+    # The stack's own CA signs the gateway's certificate (README: Transport encryption).
+    report = httpx.get(f"{settings.gateway_url}/v1/health", timeout=15, verify=http_verify(settings)).json()
     print(f"platform: {report['status']}")
     for comp in report["components"]:
         detail = f"  ({comp['detail']})" if comp["detail"] else ""

@@ -133,7 +133,7 @@ def logs(
 ) -> None:
     """Show a component's log file."""
     settings = _settings()
-    known = ["nats", "postgres", "openbao", "temporal", "triton", *SERVICES]
+    known = ["nats", "postgres", "postgres-tls", "openbao", "temporal", "temporal-tls", "triton", *SERVICES]
     target = name or "supervisord"
     if name is not None and name not in known:
         _fail(f"unknown component {name!r}; choose one of: {', '.join(known)}")
@@ -236,6 +236,51 @@ def restore(
     )
 
 
+tls_app = typer.Typer(help="The stack's TLS: the local CA and the server certificate (README: Transport encryption).")
+app.add_typer(tls_app, name="tls")
+
+
+@tls_app.command("status")
+def tls_status() -> None:
+    """Show the CA and server certificate: names, expiry, fingerprints."""
+    from shared import tls
+
+    settings = _settings()
+    if not settings.tls:
+        console.print("TLS is off (HEARTH_TLS=false): every connection is plain text")
+        return
+    for label, path in (("CA", settings.tls_ca_path), ("server", settings.tls_cert_path)):
+        if not path.exists():
+            _fail(f"no {label} certificate at {path} yet: `hearth up` makes it")
+        info = tls.describe(path)
+        lines = [
+            f"{label} {info.path}",
+            f"  subject  {info.subject}",
+            f"  issuer   {info.issuer}",
+            f"  expires  {info.not_after:%Y-%m-%d %H:%M} UTC",
+            f"  sha256   {info.sha256}",  # no emoji: ":ab:" in a fingerprint is not a symbol
+            *([f"  names    {', '.join(info.names)}"] if info.names else []),
+        ]
+        console.print("\n".join(lines), soft_wrap=True, markup=False, emoji=False, highlight=False)
+    reason = tls.renewal_reason(settings.tls_cert_path, settings.tls_ca_path, *tls.server_names(settings))
+    if reason and not settings.tls_cert_file:
+        console.print(f"[yellow]the next `hearth up` reissues the server certificate: {reason}[/yellow]")
+
+
+@tls_app.command("rotate")
+def tls_rotate(
+    ca: Annotated[
+        bool, typer.Option("--ca", help="Also replace the local CA (clients must trust the new one).")
+    ] = False,
+) -> None:
+    """Issue a new server certificate now and make the running stack serve it."""
+    settings = _settings()
+    try:
+        stack.rotate_tls(settings, _progress, new_ca=ca)
+    except (stack.LaunchError, SupervisorError) as exc:
+        _fail(str(exc))
+
+
 models_app = typer.Typer(help="Models served by Triton, through the gateway (uses the admin key by default).")
 app.add_typer(models_app, name="models")
 
@@ -247,6 +292,8 @@ def _gateway(settings: HearthSettings, method: str, path: str, **request: Any) -
     """
     import httpx
 
+    from shared.tls import http_verify
+
     key = os.environ.get("HEARTH_API_KEY")
     if not key:
         try:
@@ -255,7 +302,12 @@ def _gateway(settings: HearthSettings, method: str, path: str, **request: Any) -
             _fail(f"no API key: set HEARTH_API_KEY or run `hearth up` first ({exc})")
     try:
         resp = httpx.request(
-            method, f"{settings.gateway_url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=600, **request
+            method,
+            f"{settings.gateway_url}{path}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=600,
+            verify=http_verify(settings),
+            **request,
         )
     except httpx.HTTPError as exc:
         _fail(f"the gateway at {settings.gateway_url} is not reachable ({exc}): is the stack up? `hearth status`")

@@ -16,6 +16,7 @@ from shared.crypto.transit import TransitKeyring
 from shared.errors import HearthError, Unavailable
 from shared.logging import get_logger
 from shared.settings import HearthSettings
+from shared.tls import postgres_connect_args, temporal_tls
 
 log = get_logger(__name__)
 
@@ -42,6 +43,7 @@ async def connect_temporal(settings: HearthSettings, codec: EnvelopePayloadCodec
             namespace=settings.temporal_namespace,
             data_converter=encrypted_data_converter(codec) if codec is not None else DATA_CONVERTER,
             interceptors=[temporal_tracing_interceptor()],
+            tls=temporal_tls(settings),
         )
     except RuntimeError as exc:
         raise Unavailable(f"Temporal at {settings.temporal_address} is unreachable: {exc}") from exc
@@ -73,13 +75,17 @@ async def payload_codec(settings: HearthSettings, service: str) -> EnvelopePaylo
 
 def postgres_engine(settings: HearthSettings, *, pool_size: int = 5) -> AsyncEngine:
     """An async SQLAlchemy engine (asyncpg) for the service role."""
-    return create_async_engine(settings.postgres_dsn(), pool_size=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        settings.postgres_dsn(), pool_size=pool_size, pool_pre_ping=True, connect_args=postgres_connect_args(settings)
+    )
 
 
 def vault_client(settings: HearthSettings, service: str) -> hvac.Client:
     """An OpenBao client logged in with the service's AppRole (never the root token)."""
     creds = json.loads(settings.read_secret(f"approle-{service}.json"))
-    client = hvac.Client(url=settings.openbao_url, timeout=10)
+    client = hvac.Client(
+        url=settings.openbao_url, timeout=10, verify=str(settings.tls_ca_path) if settings.tls else True
+    )
     try:
         client.auth.approle.login(role_id=creds["role_id"], secret_id=creds["secret_id"])
     except Exception as exc:  # hvac raises requests and its own errors alike

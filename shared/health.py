@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -23,6 +25,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, Field
 
 from shared.settings import HearthSettings, SettingsError
+from shared.tls import client_context, http_verify, postgres_connect_args, temporal_tls
 
 Status = Literal["ok", "degraded", "down"]
 
@@ -47,19 +50,25 @@ class Probe(Protocol):
 class ProbeClients:
     """Connections a long-lived prober (the gateway) reuses; without them each probe opens its own."""
 
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5.0))
+    http: httpx.AsyncClient
     temporal: Any = None  # temporalio ServiceClient, connected on first use
+
+    @classmethod
+    def for_settings(cls, settings: HearthSettings) -> ProbeClients:
+        return cls(http=httpx.AsyncClient(timeout=5.0, verify=http_verify(settings)))
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
 
 @asynccontextmanager
-async def _http(clients: ProbeClients | None, timeout: float) -> AsyncIterator[httpx.AsyncClient]:
+async def _http(
+    settings: HearthSettings, clients: ProbeClients | None, timeout: float
+) -> AsyncIterator[httpx.AsyncClient]:
     if clients is not None:
         yield clients.http
         return
-    async with httpx.AsyncClient(timeout=timeout) as client:
+    async with httpx.AsyncClient(timeout=timeout, verify=http_verify(settings)) as client:
         yield client
 
 
@@ -86,7 +95,7 @@ async def probe_nats(
     url = settings.nats_url
 
     async def check() -> ComponentHealth:
-        async with _http(clients, timeout) as client:
+        async with _http(settings, clients, timeout) as client:
             health = await client.get(f"{settings.nats_monitor_url}/healthz", params={"js-enabled-only": "true"})
             varz = (await client.get(f"{settings.nats_monitor_url}/varz")).json()
         status: Status = "ok" if health.status_code == 200 else "down"
@@ -106,7 +115,8 @@ async def probe_temporal(
     async def check() -> ComponentHealth:
         client = clients.temporal if clients is not None else None
         if client is None:
-            client = await ServiceClient.connect(ConnectConfig(target_host=settings.temporal_address))
+            config = ConnectConfig(target_host=settings.temporal_address, tls=temporal_tls(settings))
+            client = await ServiceClient.connect(config)
             if clients is not None:
                 clients.temporal = client
         healthy = await client.check_health()
@@ -127,7 +137,7 @@ async def probe_openbao(
     """OpenBao is healthy when initialised, unsealed and active (``/v1/sys/health`` answers 200)."""
 
     async def check() -> ComponentHealth:
-        async with _http(clients, timeout) as client:
+        async with _http(settings, clients, timeout) as client:
             resp = await client.get(f"{settings.openbao_url}/v1/sys/health")
         body = resp.json()
         if resp.status_code == 200:
@@ -154,6 +164,7 @@ async def probe_postgres(
             password=settings.read_secret("postgres-password"),
             database=settings.postgres_db,
             timeout=timeout,
+            **postgres_connect_args(settings),
         )
         try:
             version = await conn.fetchval("SHOW server_version")
@@ -176,7 +187,7 @@ async def probe_triton(
     """Triton is healthy when ``/v2/health/ready`` answers 200."""
 
     async def check() -> ComponentHealth:
-        async with _http(clients, timeout) as client:
+        async with _http(settings, clients, timeout) as client:
             ready = await client.get(f"{settings.triton_http_url}/v2/health/ready")
             meta = (await client.get(f"{settings.triton_http_url}/v2")).json()
         status: Status = "ok" if ready.status_code == 200 else "down"
@@ -188,6 +199,59 @@ async def probe_triton(
         )
 
     return await _timed("triton", settings.triton_http_url, timeout, check)
+
+
+async def probe_postgres_tls(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
+    """The TLS proxy is healthy when it accepts PostgreSQL's ``SSLRequest`` and a verified handshake."""
+    host, port = settings.postgres_client_host, settings.postgres_port
+
+    async def check() -> ComponentHealth:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(struct.pack("!II", 8, 80877103))  # SSLRequest
+            await writer.drain()
+            answer = await reader.readexactly(1)
+            if answer != b"S":
+                return ComponentHealth(name="postgres-tls", status="down", detail=f"SSLRequest answered {answer!r}")
+            await writer.start_tls(client_context(settings), server_hostname=host)  # type: ignore[arg-type]
+        finally:
+            writer.close()
+        return ComponentHealth(name="postgres-tls", status="ok")
+
+    return await _timed("postgres-tls", f"postgresql://{host}:{port}", timeout, check)
+
+
+async def probe_temporal_tls(
+    settings: HearthSettings, clients: ProbeClients | None = None, timeout: float = 3.0
+) -> ComponentHealth:
+    """The Temporal TLS proxy is healthy when a verified handshake offers ALPN ``h2``."""
+    host, _, port = settings.temporal_address.rpartition(":")
+
+    async def check() -> ComponentHealth:
+        context = ssl.create_default_context(cafile=str(settings.tls_ca_path))
+        context.set_alpn_protocols(["h2"])
+        _, writer = await asyncio.open_connection(host, int(port), ssl=context)
+        try:
+            alpn = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+        finally:
+            writer.close()
+        if alpn != "h2":
+            return ComponentHealth(name="temporal-tls", status="down", detail=f"ALPN {alpn!r}, not h2")
+        return ComponentHealth(name="temporal-tls", status="ok")
+
+    return await _timed("temporal-tls", settings.temporal_address, timeout, check)
+
+
+def infra_probes(settings: HearthSettings) -> dict[str, Probe]:
+    """The probes of this stack's infrastructure: ``INFRA_PROBES``, and with TLS the two TLS proxies.
+
+    Temporal's is probed through ``probe_temporal`` itself (its clients reach it only that way).
+    """
+    if not settings.tls:
+        return dict(INFRA_PROBES)
+    return {**INFRA_PROBES, "postgres-tls": probe_postgres_tls, "temporal-tls": probe_temporal_tls}
 
 
 INFRA_PROBES: dict[str, Probe] = {

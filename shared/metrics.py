@@ -13,6 +13,7 @@ the telemetry service report P95/P99 from buckets instead of keeping every obser
 from __future__ import annotations
 
 import hmac
+import ssl
 import threading
 import time
 from bisect import bisect_left
@@ -175,10 +176,21 @@ def protected_app(token: str, registry: CollectorRegistry = DEFAULT_REGISTRY) ->
 class MetricsServer:
     """The process's /metrics endpoint on a daemon thread (scrapes never wait on the event loop)."""
 
-    def __init__(self, host: str, port: int, token: str, registry: CollectorRegistry = DEFAULT_REGISTRY) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        token: str,
+        registry: CollectorRegistry = DEFAULT_REGISTRY,
+        *,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._server = make_server(
             host, port, protected_app(token, registry), server_class=_ThreadingServer, handler_class=_QuietHandler
         )
+        if tls is not None:
+            # The handshake runs on accept in the server thread (as prometheus_client does).
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 

@@ -47,6 +47,7 @@ from shared.events.audit import AUDIT_ENTRIES, AUDIT_STREAM
 from shared.events.catalog import DEADLETTER_DOMAIN, deadletter_subject, domain_of, subject_matches
 from shared.inference import INFER_SUBJECT_PREFIX
 from shared.settings import SERVICES, HearthSettings, SettingsError
+from shared.tls import client_context
 from shared.tracing import SPANS_SUBJECT
 
 ADMIN_USER: Final = "hearth"
@@ -350,16 +351,25 @@ def connect_options(settings: HearthSettings, user: str | None = None, password:
             raise SettingsError(f"{user} is a publisher: its password was shown once, pass it in")
         options["user"] = user
         options["password"] = password if password is not None else settings.read_secret(_password_name(user))
+    context = client_context(settings)
+    if context is not None:
+        options["tls"] = context  # verifies the server against the stack's CA, host name included
     return options
 
 
 def broker_options(settings: HearthSettings, user: str | None = None, password: str | None = None) -> dict[str, Any]:
     """``connect_options`` as FastStream ``NatsBroker`` keyword arguments (``security=``)."""
     from faststream.nats import NatsUserPassword
+    from faststream.nats.security import NatsSecurity
 
     options = connect_options(settings, user, password)
+    context = options.pop("tls", None)
     if "user" in options:
-        options["security"] = NatsUserPassword(username=options.pop("user"), password=options.pop("password"))
+        options["security"] = NatsUserPassword(
+            username=options.pop("user"), password=options.pop("password"), ssl_context=context
+        )
+    elif context is not None:
+        options["security"] = NatsSecurity(ssl_context=context)
     return options
 
 

@@ -38,6 +38,7 @@ from shared.logging import configure_logging
 from shared.metrics import MetricsServer
 from shared.metrics import set_enabled as set_metrics_enabled
 from shared.settings import SERVICES, HearthSettings, get_settings
+from shared.tls import server_context
 from shared.tracing import HearthSampler, NatsSpanExporter, otlp_exporter, setup_tracing
 
 log = structlog.get_logger("hearth.runtime")
@@ -98,8 +99,9 @@ def _start_metrics(name: str, settings: HearthSettings) -> MetricsServer | None:
         log.warning("no metrics endpoint", service=name, reason=f"not a stack process or no {token_file}")
         return None
     port = settings.service_metrics_port(name)
-    server = MetricsServer(settings.bind_host, port, settings.read_secret("metrics-token")).start()
-    log.info("metrics endpoint", url=f"http://{settings.bind_host}:{port}/metrics")
+    tls = server_context(settings) if settings.tls else None
+    server = MetricsServer(settings.bind_host, port, settings.read_secret("metrics-token"), tls=tls).start()
+    log.info("metrics endpoint", url=settings.service_metrics_url(name))
     return server
 
 

@@ -28,12 +28,15 @@ _PORT_FIELDS = (
     "nats_port",
     "nats_monitor_port",
     "temporal_port",
+    "temporal_internal_port",
     "temporal_ui_port",
+    "temporal_ui_internal_port",
     "temporal_http_port",
     "temporal_metrics_port",
     "openbao_port",
     "openbao_cluster_port",
     "postgres_port",
+    "postgres_internal_port",
     "triton_http_port",
     "triton_grpc_port",
     "triton_metrics_port",
@@ -59,13 +62,25 @@ class HearthSettings(BaseSettings):
 
     nats_port: int = Field(4222, description="NATS client port.")
     nats_monitor_port: int = Field(8222, description="NATS HTTP monitoring port (/healthz, /jsz).")
-    temporal_port: int = Field(7233, description="Temporal frontend gRPC port.")
-    temporal_ui_port: int = Field(8233, description="Temporal Web UI port.")
+    temporal_port: int = Field(7233, description="Temporal frontend gRPC port (with HEARTH_TLS, its TLS proxy's).")
+    temporal_internal_port: int = Field(
+        7234,
+        description="With HEARTH_TLS, the Temporal dev server's own loopback port behind the proxy (it has no TLS).",
+    )
+    temporal_ui_port: int = Field(8233, description="Temporal Web UI port (with HEARTH_TLS, its TLS proxy's).")
+    temporal_ui_internal_port: int = Field(
+        8234, description="With HEARTH_TLS, the Temporal Web UI's own loopback port behind the proxy."
+    )
     temporal_http_port: int = Field(7243, description="Temporal HTTP API port.")
     temporal_metrics_port: int = Field(7244, description="Temporal server Prometheus /metrics port.")
     openbao_port: int = Field(8200, description="OpenBao (Vault API) port.")
     openbao_cluster_port: int = Field(8201, description="OpenBao raft cluster port.")
-    postgres_port: int = Field(5432, description="PostgreSQL port.")
+    postgres_port: int = Field(
+        5432, description="PostgreSQL port clients connect to (with HEARTH_TLS, the TLS proxy's)."
+    )
+    postgres_internal_port: int = Field(
+        5433, description="With HEARTH_TLS, PostgreSQL's own loopback port behind the TLS proxy (its build has no TLS)."
+    )
     triton_http_port: int = Field(8000, description="Triton KServe v2 HTTP port.")
     triton_grpc_port: int = Field(8001, description="Triton gRPC port.")
     triton_metrics_port: int = Field(8002, description="Triton Prometheus metrics port.")
@@ -120,6 +135,21 @@ class HearthSettings(BaseSettings):
     otlp_endpoint: str = Field(
         "", description="OTLP gRPC endpoint spans are also exported to (e.g. http://otel-collector:4317); empty: none."
     )
+    tls: bool = Field(
+        True, description="TLS on NATS, PostgreSQL, OpenBao, the gateway and /metrics (local CA made at first start)."
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="Your CA certificate (PEM): clients trust it; with HEARTH_TLS_CA_KEY_FILE, Hearth issues from it.",
+    )
+    tls_ca_key_file: Path | None = Field(
+        None, description="The key of HEARTH_TLS_CA_FILE, to issue the server certificate."
+    )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="Your server certificate chain (PEM), used as is; with HEARTH_TLS_KEY_FILE and HEARTH_TLS_CA_FILE.",
+    )
+    tls_key_file: Path | None = Field(None, description="The key of HEARTH_TLS_CERT_FILE.")
     startup_timeout_s: float = Field(120.0, gt=0, description="How long `hearth up` waits for each tier.")
 
     @model_validator(mode="after")
@@ -146,6 +176,27 @@ class HearthSettings(BaseSettings):
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 
+    @property
+    def tls_dir(self) -> Path:
+        """Public half of the local PKI (``ca.pem``, ``server.pem``); the keys are in ``secrets/``."""
+        return self.home / "tls"
+
+    @property
+    def tls_ca_path(self) -> Path:
+        return self.tls_ca_file or self.tls_dir / "ca.pem"
+
+    @property
+    def tls_ca_key_path(self) -> Path:
+        return self.tls_ca_key_file or self.secret_path("tls-ca.key")
+
+    @property
+    def tls_cert_path(self) -> Path:
+        return self.tls_cert_file or self.tls_dir / "server.pem"
+
+    @property
+    def tls_key_path(self) -> Path:
+        return self.tls_key_file or self.secret_path("tls-server.key")
+
     def data_dir(self, component: str) -> Path:
         return self.home / "data" / component
 
@@ -169,6 +220,17 @@ class HearthSettings(BaseSettings):
         return wildcard.get(self.bind_host, self.bind_host)
 
     @property
+    def plaintext_bind_host(self) -> str:
+        """Where the components that cannot serve TLS listen (the Temporal dev server, its UI, Triton's
+        HTTP and metrics ports, PostgreSQL): ``bind_host`` when that is a loopback address, else ``127.0.0.1``."""
+        if not self.tls or self.bind_host in ("localhost", "::1") or self.bind_host.startswith("127."):
+            return self.bind_host
+        return "127.0.0.1"
+
+    def _plaintext_client_host(self, host: str | None) -> str:
+        return host or self._client_host(self.plaintext_bind_host)
+
+    @property
     def triton_user_model_repository(self) -> Path:
         """Models the user adds (``hearth models add-generator``), under the state directory."""
         return self.data_dir("triton") / "models"
@@ -186,36 +248,54 @@ class HearthSettings(BaseSettings):
         return [self.workflow_definitions, *extra]
 
     @property
+    def _http_scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def nats_url(self) -> str:
-        return f"nats://{self._client_host(self.nats_host)}:{self.nats_port}"
+        return f"{'tls' if self.tls else 'nats'}://{self._client_host(self.nats_host)}:{self.nats_port}"
 
     @property
     def nats_monitor_url(self) -> str:
-        return f"http://{self._client_host(self.nats_host)}:{self.nats_monitor_port}"
+        return f"{self._http_scheme}://{self._client_host(self.nats_host)}:{self.nats_monitor_port}"
 
     @property
     def temporal_address(self) -> str:
-        return f"{self._client_host(self.temporal_host)}:{self.temporal_port}"
+        """The frontend for clients: with TLS its proxy (any bind host), else the loopback-only dev server."""
+        host = self._client_host(self.temporal_host) if self.tls else self._plaintext_client_host(self.temporal_host)
+        return f"{host}:{self.temporal_port}"
+
+    @property
+    def temporal_server_port(self) -> int:
+        """The port the Temporal dev server itself listens on (loopback)."""
+        return self.temporal_internal_port if self.tls else self.temporal_port
 
     @property
     def temporal_ui_url(self) -> str:
-        return f"http://{self._client_host(self.temporal_host)}:{self.temporal_ui_port}"
+        if self.tls:  # through the proxy: the same scheme and host as the gateway's codec endpoint
+            return f"https://{self._client_host(self.temporal_host)}:{self.temporal_ui_port}"
+        return f"http://{self._plaintext_client_host(self.temporal_host)}:{self.temporal_ui_port}"
+
+    @property
+    def temporal_ui_server_port(self) -> int:
+        """The port the Temporal Web UI itself listens on (loopback)."""
+        return self.temporal_ui_internal_port if self.tls else self.temporal_ui_port
 
     @property
     def openbao_url(self) -> str:
-        return f"http://{self._client_host(self.openbao_host)}:{self.openbao_port}"
+        return f"{self._http_scheme}://{self._client_host(self.openbao_host)}:{self.openbao_port}"
 
     @property
     def triton_http_url(self) -> str:
-        return f"http://{self._client_host(self.triton_host)}:{self.triton_http_port}"
+        return f"http://{self._plaintext_client_host(self.triton_host)}:{self.triton_http_port}"
 
     @property
     def triton_grpc_address(self) -> str:
-        return f"{self._client_host(self.triton_host)}:{self.triton_grpc_port}"
+        return f"{self._plaintext_client_host(self.triton_host)}:{self.triton_grpc_port}"
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self._client_host(self.gateway_host)}:{self.gateway_port}"
+        return f"{self._http_scheme}://{self._client_host(self.gateway_host)}:{self.gateway_port}"
 
     def service_metrics_port(self, service: str) -> int:
         """The /metrics port of a Hearth process: ``metrics_port`` plus its index in ``SERVICES``."""
@@ -224,7 +304,17 @@ class HearthSettings(BaseSettings):
     def service_metrics_url(self, service: str) -> str:
         """Where the process serves /metrics: on its own box, or by name when each runs apart (compose)."""
         host = self.metrics_scrape_host.format(service=service) if self.metrics_scrape_host else self.bind_host
-        return f"http://{host}:{self.service_metrics_port(service)}/metrics"
+        return f"{self._http_scheme}://{host}:{self.service_metrics_port(service)}/metrics"
+
+    @property
+    def postgres_server_port(self) -> int:
+        """The port PostgreSQL itself listens on (its unix socket is named after it)."""
+        return self.postgres_internal_port if self.tls else self.postgres_port
+
+    @property
+    def postgres_server_host(self) -> str:
+        """Where PostgreSQL itself listens: loopback behind the TLS proxy, else ``bind_host``."""
+        return "127.0.0.1" if self.tls else self.bind_host
 
     @property
     def postgres_client_host(self) -> str:
@@ -249,6 +339,11 @@ class HearthSettings(BaseSettings):
         env["HEARTH_PORT_OFFSET"] = "0"  # ports above are final already
         env["HEARTH_ENVIRONMENT"] = self.environment
         env["HEARTH_NATS_AUTH"] = "true" if self.nats_auth else "false"
+        env["HEARTH_TLS"] = "true" if self.tls else "false"
+        for name in ("tls_ca_file", "tls_ca_key_file", "tls_cert_file", "tls_key_file"):
+            value = getattr(self, name)
+            if value:
+                env[f"HEARTH_{name.upper()}"] = str(value)
         env["HEARTH_LOG_LEVEL"] = self.log_level
         env["HEARTH_TRITON_VENV"] = str(self.triton_venv)
         env["HEARTH_TRITON_MODEL_REPOSITORY"] = str(self.triton_model_repository)

@@ -290,6 +290,11 @@ async def _start_http(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         lifespan="on",
         # The runtime owns signals: it stops uvicorn through `should_exit`.
         timeout_graceful_shutdown=10,
+        **(
+            {"ssl_certfile": str(ctx.settings.tls_cert_path), "ssl_keyfile": str(ctx.settings.tls_key_path)}
+            if ctx.settings.tls
+            else {}
+        ),
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

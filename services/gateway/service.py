@@ -9,7 +9,7 @@ from typing import Literal
 from nats.aio.client import Client as NatsClient
 from pydantic import BaseModel
 
-from shared.health import INFRA_PROBES, ComponentHealth, ProbeClients, probe_service
+from shared.health import ComponentHealth, ProbeClients, infra_probes, probe_service
 from shared.settings import SERVICES, HearthSettings
 
 Overall = Literal["ok", "degraded", "down"]
@@ -31,14 +31,16 @@ class HealthService:
     def __init__(self, settings: HearthSettings, nats: NatsClient) -> None:
         self._settings = settings
         self._nats = nats
-        self._clients = ProbeClients()  # one HTTP pool and one Temporal connection for every report
+        self._clients = ProbeClients.for_settings(
+            settings
+        )  # one HTTP pool and one Temporal connection for every report
 
     async def aclose(self) -> None:
         await self._clients.aclose()
 
     async def report(self) -> HealthReport:
         infra, services = await asyncio.gather(
-            asyncio.gather(*(probe(self._settings, self._clients) for probe in INFRA_PROBES.values())),
+            asyncio.gather(*(probe(self._settings, self._clients) for probe in infra_probes(self._settings).values())),
             asyncio.gather(*(probe_service(self._nats, name) for name in SERVICES)),
         )
         components = [ComponentReport(kind="infra", **h.model_dump()) for h in infra]

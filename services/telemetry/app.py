@@ -43,6 +43,7 @@ from shared.telemetry import (
     TraceRequest,
     UnsilenceRequest,
 )
+from shared.tls import http_verify
 from workflows.runs import RunService
 from workflows.versions import DefinitionStore
 
@@ -135,6 +136,7 @@ async def on_start(ctx: ServiceContext, stack: AsyncExitStack) -> None:
         probe=lambda: probe_all(ctx.settings),
         alerts=alerting.active_views,
         runs=RunService(ctx.temporal, DefinitionStore(engine)),
+        verify=http_verify(ctx.settings),
     )
     stack.push_async_callback(telemetry.aclose)
     _bound["telemetry"] = telemetry

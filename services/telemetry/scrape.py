@@ -70,7 +70,7 @@ TEMPORAL_KEEP = ("service_requests", "service_errors", "service_latency", "workf
 def stack_targets(settings: HearthSettings) -> list[Target]:
     """Every metrics endpoint of the single-box stack."""
     token = settings.read_secret("metrics-token") if settings.secret_path("metrics-token").exists() else None
-    host = settings.bind_host
+    host = settings.plaintext_bind_host  # Triton's and Temporal's metrics have no TLS: loopback only
     targets = [Target(s, settings.service_metrics_url(s), token, SERVICE_KEEP) for s in SERVICES]
     triton_host = settings.triton_host or host
     targets.append(Target("triton", f"http://{triton_host}:{settings.triton_metrics_port}/metrics", keep=TRITON_KEEP))

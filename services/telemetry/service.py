@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,7 @@ class Telemetry:
         probe: Any,
         alerts: Callable[[], list[AlertView]] = list,
         runs: RunService | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.store = store
         self.query = SeriesQuery(store)
@@ -82,7 +84,7 @@ class Telemetry:
         self._probe = probe  # async () -> dict[str, ComponentHealth]
         self._alerts = alerts
         self._runs = runs
-        self._client = httpx.AsyncClient()
+        self._client = httpx.AsyncClient(verify=verify)  # the stack's CA: metrics and NATS monitoring are HTTPS
         self.last_errors: dict[str, str] = {}
         self._scraped_at: dict[str, float] = {}
         self.last_scrape_at: float | None = None

@@ -23,6 +23,7 @@ import os
 import re
 import ssl
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,6 +34,7 @@ from shared.crypto.sealing import NONCE_PREFIX_BYTES, SealHeader, seal_object, s
 from shared.errors import InvalidInput, PermanentFailure, Unavailable
 from shared.logging import get_logger
 from shared.settings import HearthSettings
+from shared.tls import client_context
 
 log = get_logger(__name__)
 
@@ -82,8 +84,18 @@ class DataKey:
 class _BaoSession:
     """An AppRole login to OpenBao: token kept, renewed at two thirds of its TTL, re-login if refused."""
 
-    def __init__(self, url: str, role_id: str, secret_id: str, *, mount: str = "transit", timeout: float = 10.0):
+    def __init__(
+        self,
+        url: str,
+        role_id: str,
+        secret_id: str,
+        *,
+        mount: str = "transit",
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | None = None,
+    ):
         self.url = url.rstrip("/")
+        self._verify = verify
         self.mount = mount
         self.timeout = timeout
         self._role_id = role_id
@@ -92,6 +104,9 @@ class _BaoSession:
         self._renew_at = 0.0
         self._renewable = False
         self._lock = asyncio.Lock()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @staticmethod
     def _credentials(settings: HearthSettings, role: str) -> tuple[str, str]:
@@ -133,22 +148,49 @@ class _BaoSession:
                 raise Unavailable("OpenBao login returned no token")
             return self._token
 
+    def _client(self) -> httpx.AsyncClient:
+        # One pooled client per event loop: a client per call paid a TCP and TLS handshake on
+        # every transit call (bench_ingestion_encryption: two thirds of encryption's cost).
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(timeout=self.timeout, verify=self._verify or _ssl_context())
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (others close with their loop)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        """One request with the session token; a 403 from an expired token gets one fresh login."""
+        """One request with the session token; a 403 from an expired token gets one fresh login.
+
+        A pooled connection the server closed meanwhile is retried once on a new one.
+        """
+        client = self._client()
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, verify=_ssl_context()) as client:
-                for attempt in (1, 2):
-                    token = await self._ensure_token(client)
-                    resp = await client.request(
-                        method, f"{self.url}/v1/{path}", json=body, headers={"X-Vault-Token": token}
-                    )
-                    if resp.status_code == 403 and attempt == 1:
-                        self._token = None
-                        continue
-                    return resp
+            for attempt in (1, 2):
+                token = await self._ensure_token(client)
+                resp = await self._send(client, method, path, body, token)
+                if resp.status_code == 403 and attempt == 1:
+                    self._token = None
+                    continue
+                return resp
         except httpx.HTTPError as exc:
             raise Unavailable(f"OpenBao at {self.url} is unreachable: {exc!r}") from exc
         raise AssertionError("unreachable")
+
+    async def _send(
+        self, client: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None, token: str
+    ) -> httpx.Response:
+        url, headers = f"{self.url}/v1/{path}", {"X-Vault-Token": token}
+        try:
+            return await client.request(method, url, json=body, headers=headers)
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:  # a pooled connection closed meanwhile
+            log.info("OpenBao connection dropped; retrying on a new one", error=repr(exc))
+            return await client.request(method, url, json=body, headers=headers)
 
     @staticmethod
     def _errors(resp: httpx.Response) -> str:
@@ -177,8 +219,9 @@ class TransitKeyring(_BaoSession):
         timeout: float = 10.0,
         cache_ttl: float = 30.0,
         cache_size: int = 1024,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(url, role_id, secret_id, mount=mount, timeout=timeout)
+        super().__init__(url, role_id, secret_id, mount=mount, timeout=timeout, verify=verify)
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
@@ -187,7 +230,7 @@ class TransitKeyring(_BaoSession):
     def from_settings(cls, settings: HearthSettings, service: str) -> TransitKeyring:
         """The keyring of ``service``, logged in with its AppRole on first use."""
         role_id, secret_id = cls._credentials(settings, service)
-        return cls(settings.openbao_url, role_id, secret_id)
+        return cls(settings.openbao_url, role_id, secret_id, verify=client_context(settings))
 
     async def new_data_key(self, tenant: str) -> DataKey:
         """A fresh AES-256 data key wrapped by the tenant's key (the key is created on first use)."""
@@ -304,7 +347,7 @@ class KeyAdmin(_BaoSession):
     @classmethod
     def from_settings(cls, settings: HearthSettings) -> KeyAdmin:
         role_id, secret_id = cls._credentials(settings, KEYADMIN_ROLE)
-        return cls(settings.openbao_url, role_id, secret_id)
+        return cls(settings.openbao_url, role_id, secret_id, verify=client_context(settings))
 
     async def latest_version(self, tenant: str) -> int:
         """The newest version of the tenant's key (``KeyDestroyed`` if it does not exist)."""

@@ -71,7 +71,7 @@ def check_request(name: str, tenants: list[str], tables: list[str], service_role
 async def _superuser(settings: HearthSettings) -> asyncpg.Connection:
     return await asyncpg.connect(
         host=str(postgres_socket_dir(settings)),
-        port=settings.postgres_port,
+        port=settings.postgres_server_port,
         user="postgres",
         database=settings.postgres_db,
     )

@@ -12,8 +12,9 @@ the stack runs:
   in flight on the other streams are not state: what they started is in Temporal or PostgreSQL.
   The audit stream is a copy of the audit table that the relay rebuilds from the restored table
   (a copy taken after the dump would hold entries the dump lacks, and read as deleted ones);
-- the state directory's secrets (OpenBao's unseal key and root token, service credentials) and
-  the models the user added to Triton;
+- the state directory's secrets (OpenBao's unseal key and root token, service credentials, the
+  TLS keys), its ``tls/`` certificates (so clients keep trusting the restored CA) and the models
+  the user added to Triton;
 - the cold tier's copies of blobs (``shared.coldstore``), after the streams.
 
 Order matters: the database is dumped first, blobs last, so every blob the dump refers to is in
@@ -49,6 +50,7 @@ from shared.launcher.archive import ArchiveError, DecryptingReader, EncryptingWr
 from shared.launcher.components import postgres_bin_dir, postgres_socket_dir
 from shared.launcher.supervisor import Supervisor
 from shared.settings import HearthSettings
+from shared.tls import http_verify
 
 Reporter = Callable[[str], None]
 FORMAT: Final = 1
@@ -109,7 +111,7 @@ def _pg(settings: HearthSettings, tool: str, *args: str) -> list[str]:
         "-h",
         socket_dir,
         "-p",
-        str(settings.postgres_port),
+        str(settings.postgres_server_port),
         "-U",
         "postgres",
         *args,
@@ -152,7 +154,7 @@ def _copy_temporal(settings: HearthSettings, into: Path) -> None:
 
 async def _snapshot_openbao(settings: HearthSettings, into: Path) -> None:
     url = f"{settings.openbao_url}/v1/sys/storage/raft/snapshot"
-    async with httpx.AsyncClient(timeout=300) as client:
+    async with httpx.AsyncClient(timeout=300, verify=http_verify(settings)) as client:
         headers = {"X-Vault-Token": await _backup_token(client, settings)}
         try:
             async with client.stream("GET", url, headers=headers) as r:
@@ -243,6 +245,7 @@ def create_backup(settings: HearthSettings, out: Path, passphrase: bytes, report
         counts = asyncio.run(_dump_streams(settings, work / "jetstream"))
         report("JetStream: " + ", ".join(f"{name} {n} messages" for name, n in counts.items()))
         _copy_tree(settings.secrets_dir, work / "secrets")
+        _copy_tree(settings.tls_dir, work / "tls")  # the CA clients trust; its key is in secrets/
         _copy_tree(settings.triton_user_model_repository, work / "triton-models")
         _copy_cold(settings, work / "cold")
         manifest = Manifest(
@@ -352,6 +355,8 @@ def _place_files(settings: HearthSettings, work: Path) -> None:
             bootstrap.write_secret(
                 settings.secret_path(path.relative_to(work / "secrets").as_posix()), path.read_bytes()
             )
+    if (work / "tls").exists():  # archives made before TLS have none: `hearth up` makes a new CA
+        shutil.copytree(work / "tls", settings.tls_dir, dirs_exist_ok=True)
     temporal = settings.data_dir("temporal")
     temporal.mkdir(parents=True, exist_ok=True)
     shutil.copy2(work / "temporal" / "temporal.db", temporal / "temporal.db")
@@ -376,7 +381,7 @@ async def _wait_active(client: httpx.AsyncClient, url: str, timeout: float = 90.
 async def _restore_openbao(settings: HearthSettings, work: Path) -> None:
     url = settings.openbao_url
     archived_init = (work / "secrets" / "openbao-init.json").read_bytes()
-    async with httpx.AsyncClient(timeout=300) as client:
+    async with httpx.AsyncClient(timeout=300, verify=http_verify(settings)) as client:
         init = await client.post(f"{url}/v1/sys/init", json={"recovery_shares": 1, "recovery_threshold": 1})
         if init.status_code != 200:
             raise BackupError(f"could not initialise the new OpenBao: {init.status_code} {init.text[:300]}")

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from shared import tls
+from shared.files import write_atomically
 from shared.launcher.components import (
     POSTGRES_OS_USER,
     postgres_bin_dir,
@@ -31,18 +33,10 @@ class StateError(RuntimeError):
 
 
 def write_secret(path: Path, value: str | bytes) -> None:
-    """Create a 0600 secret file atomically; never overwrites an existing one."""
+    """Write a 0600 secret file atomically (replacing it), in a 0700 directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    data = value.encode() if isinstance(value, str) else value
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_atomically(path, value.encode() if isinstance(value, str) else value, 0o600)
 
 
 def _ensure_secret(settings: HearthSettings, name: str, make: Any) -> None:
@@ -95,9 +89,25 @@ def prepare_state(settings: HearthSettings) -> None:
     _ensure_secret(settings, "triton-admin-key", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "metrics-token", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "openbao-unseal.key", lambda: secrets.token_bytes(32))
+    prepare_tls(settings)
     ensure_nats_credentials(settings)
     prepare_postgres(settings)
     prepare_triton(settings)
+
+
+# ---- TLS --------------------------------------------------------------------------------------
+
+
+def prepare_tls(settings: HearthSettings) -> list[str]:
+    """The local CA and server certificate (``shared.tls``), readable by every component that serves it."""
+    if not settings.tls:
+        return []
+    settings.tls_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.tls_dir, 0o755)  # noqa: S103 - certificates are public; the keys live in secrets/
+    try:
+        return tls.ensure_certificates(settings)
+    except tls.TlsError as exc:
+        raise StateError(str(exc)) from None
 
 
 # ---- PostgreSQL -------------------------------------------------------------------------------
@@ -170,7 +180,8 @@ def prepare_postgres(settings: HearthSettings) -> None:
         if result.returncode != 0:
             raise StateError(f"initdb failed in {data}: {result.stderr.strip() or result.stdout.strip()}")
     # Local socket: trust, but the socket dir is 0700 so only the launcher's user (and the
-    # PostgreSQL OS user) reach it. TCP: password (SCRAM) for everyone.
+    # PostgreSQL OS user) reach it. TCP: password (SCRAM) for everyone. With TLS, clients reach
+    # the loopback listener only through the TLS proxy (shared.launcher.tls_proxy).
     hba = (
         "# Rendered by `hearth up`.\n"
         "local all all trust\n"
@@ -190,7 +201,10 @@ async def bootstrap_postgres(settings: HearthSettings) -> None:
 
     password = settings.read_secret("postgres-password")
     conn = await asyncpg.connect(
-        host=str(postgres_socket_dir(settings)), port=settings.postgres_port, user="postgres", database="postgres"
+        host=str(postgres_socket_dir(settings)),
+        port=settings.postgres_server_port,
+        user="postgres",
+        database="postgres",
     )
     try:
         role = settings.postgres_user
@@ -208,7 +222,7 @@ async def bootstrap_postgres(settings: HearthSettings) -> None:
     # Extensions need a superuser; the migrations then run as the service role.
     conn = await asyncpg.connect(
         host=str(postgres_socket_dir(settings)),
-        port=settings.postgres_port,
+        port=settings.postgres_server_port,
         user="postgres",
         database=settings.postgres_db,
     )
@@ -256,7 +270,7 @@ async def bootstrap_openbao(settings: HearthSettings, timeout: float = 90.0) -> 
     """Initialise OpenBao on first start, wait until it is unsealed, mount transit and KV."""
     url = settings.openbao_url
     init_file = settings.secret_path("openbao-init.json")
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=30, verify=tls.http_verify(settings)) as client:
         status = (await client.get(f"{url}/v1/sys/seal-status")).json()
         if not status.get("initialized"):
             if init_file.exists():

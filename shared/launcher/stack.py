@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from shared.health import INFRA_PROBES, ComponentHealth, probe_services
+from shared import tls
+from shared.health import ComponentHealth, infra_probes, probe_services
 from shared.launcher import bootstrap
 from shared.launcher.components import Component, MissingBinary, build_components
 from shared.launcher.configs import nats_conf, openbao_hcl, supervisord_conf
 from shared.launcher.supervisor import ProcessInfo, Supervisor, SupervisorError, log_path
 from shared.settings import SERVICES, HearthSettings, SettingsError
+from shared.tls import http_verify
 
 
 class LaunchError(RuntimeError):
@@ -57,7 +59,7 @@ class ComponentStatus:
 
 
 async def probe_all(settings: HearthSettings) -> dict[str, ComponentHealth]:
-    infra = await asyncio.gather(*(probe(settings) for probe in INFRA_PROBES.values()))
+    infra = await asyncio.gather(*(probe(settings) for probe in infra_probes(settings).values()))
     services = await probe_services(settings, list(SERVICES))
     return {**{h.name: h for h in infra}, **services}
 
@@ -183,7 +185,7 @@ async def _probe_infra(
             return await _probe_openbao_listening(settings)
         if before_bootstrap and name == "postgres":
             return await _probe_postgres_socket(settings)
-        return await INFRA_PROBES[name](settings)
+        return await infra_probes(settings)[name](settings)
 
     results = await asyncio.gather(*(one(n) for n in names))
     return {r.name: r for r in results}
@@ -194,7 +196,7 @@ async def _probe_openbao_listening(settings: HearthSettings) -> ComponentHealth:
     import httpx
 
     try:
-        async with httpx.AsyncClient(timeout=2) as client:
+        async with httpx.AsyncClient(timeout=2, verify=http_verify(settings)) as client:
             resp = await client.get(f"{settings.openbao_url}/v1/sys/seal-status")
         return ComponentHealth(name="openbao", status="ok" if resp.status_code == 200 else "down")
     except httpx.HTTPError as exc:
@@ -209,7 +211,7 @@ async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
     try:
         conn = await asyncpg.connect(
             host=str(postgres_socket_dir(settings)),
-            port=settings.postgres_port,
+            port=settings.postgres_server_port,
             user="postgres",
             database="postgres",
             timeout=2,
@@ -324,7 +326,7 @@ def down(settings: HearthSettings, report: Reporter = _quiet) -> bool:
     if sup.daemon_pid() is None:
         return False
     infos = sup.all_info()
-    order = [*reversed(SERVICES), "triton", "temporal", "openbao", "postgres", "nats"]
+    order = [*reversed(SERVICES), "triton", "temporal-tls", "temporal", "openbao", "postgres-tls", "postgres", "nats"]
     for name in order:
         if name in infos and infos[name].state in ("RUNNING", "STARTING", "BACKOFF"):
             sup.stop(name)
@@ -334,6 +336,43 @@ def down(settings: HearthSettings, report: Reporter = _quiet) -> bool:
     except SupervisorError as exc:
         raise LaunchError(str(exc)) from None
     return True
+
+
+def rotate_tls(settings: HearthSettings, report: Reporter = _quiet, *, new_ca: bool = False) -> None:
+    """Issue a new server certificate (with ``new_ca`` a new local CA first) and make the stack serve it.
+
+    NATS, OpenBao and the TLS proxies reload it on SIGHUP without dropping a connection;
+    the Hearth processes load it at start, so they restart one at a time.
+    """
+    if not settings.tls:
+        raise LaunchError("HEARTH_TLS is false: the stack serves no certificate")
+    try:
+        if new_ca:
+            tls.rotate_ca(settings)
+            report(f"new local CA {settings.tls_ca_path}: clients outside the stack must trust it again")
+        else:
+            tls.ensure_certificates(settings, force=True)
+    except tls.TlsError as exc:
+        raise LaunchError(str(exc)) from None
+    info = tls.describe(settings.tls_cert_path)
+    report(f"new server certificate {settings.tls_cert_path}, valid until {info.not_after:%Y-%m-%d}")
+    sup = Supervisor(settings)
+    if sup.daemon_pid() is None:
+        report("the stack is not running: the next `hearth up` serves it")
+        return
+    running = {name for name, i in sup.all_info().items() if i.state == "RUNNING"}
+    for name in ("nats", "openbao", "postgres-tls", "temporal-tls"):
+        if name in running:
+            sup.signal(name, "HUP")
+            report(f"{name} reloaded its certificate")
+    for name in SERVICES:
+        if name in running:
+            sup.stop(name)
+            sup.start(name)
+            asyncio.run(
+                _wait_ready(sup, settings, [name], lambda n: probe_services(settings, n), settings.startup_timeout_s)
+            )
+            report(f"{name} restarted")
 
 
 def status(settings: HearthSettings) -> list[ComponentStatus]:

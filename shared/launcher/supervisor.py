@@ -118,6 +118,13 @@ class Supervisor:
             if "NOT_RUNNING" not in fault.faultString:
                 raise SupervisorError(f"cannot stop {name}: {fault.faultString}") from None
 
+    def signal(self, name: str, signal: str) -> None:
+        """Send ``signal`` (e.g. ``"HUP"``) to a running program."""
+        try:
+            self._rpc().supervisor.signalProcess(name, signal)
+        except xmlrpc.client.Fault as fault:
+            raise SupervisorError(f"cannot signal {name}: {fault.faultString}") from None
+
     def info(self, name: str) -> ProcessInfo:
         return _to_info(self._rpc().supervisor.getProcessInfo(name))
 

@@ -7,6 +7,8 @@ runs the suite against an already running stack described by the ``HEARTH_*`` en
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import REPO_ROOT, HearthSettings, load_settings
+from shared.tls import create_ca
 
 TEST_PORT_OFFSET = int(os.environ.get("HEARTH_TEST_PORT_OFFSET", "20000"))
 
@@ -52,11 +55,37 @@ OIDC_PORT = 9598
 OIDC_AUDIENCE = "hearth-test"
 
 
+@functools.cache
+def test_ca() -> tuple[Path, Path]:
+    """One CA for every stack of the run, made on first use: certificate and key.
+
+    Each stack issues its server certificate from it (HEARTH_TLS_CA_FILE + HEARTH_TLS_CA_KEY_FILE,
+    the bring-your-own-CA path), and the tests' own clients trust it through ``SSL_CERT_FILE``
+    (httpx, and ``ssl.create_default_context`` under nats-py and asyncpg, read it).
+    """
+    if os.environ.get("HEARTH_TEST_STACK") == "external":
+        ca = load_settings().tls_ca_path
+        os.environ.setdefault("SSL_CERT_FILE", str(ca))
+        return ca, Path(os.devnull)
+    root = Path(tempfile.mkdtemp(prefix="hearth-test-ca-"))
+    atexit.register(shutil.rmtree, root, True)
+    cert, key = root / "ca.pem", root / "ca.key"
+    create_ca(cert, key, common_name="Hearth test CA")
+    os.environ["SSL_CERT_FILE"] = str(cert)
+    return cert, key
+
+
+test_ca()  # before any test module makes a client
+
+
 def stack_env(home: Path, offset: int = TEST_PORT_OFFSET) -> dict[str, str]:
+    ca_cert, ca_key = test_ca()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env.update(
         {
             "HEARTH_HOME": str(home),
+            "HEARTH_TLS_CA_FILE": str(ca_cert),
+            "HEARTH_TLS_CA_KEY_FILE": str(ca_key),
             "HEARTH_PORT_OFFSET": str(offset),
             "HEARTH_ENVIRONMENT": "test",
             # A loaded 2-core box takes more than the default 120 s to bring the tier up.
@@ -116,9 +145,17 @@ def stack_environment() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def stack(stack_environment: dict[str, str]) -> HearthSettings:
     """Settings of the running test stack (real NATS, Temporal, OpenBao, PostgreSQL, Triton, services)."""
-    home = stack_environment.get("HEARTH_HOME")
-    overrides: dict[str, object] = {"home": Path(home)} if home else {}
-    offset = stack_environment.get("HEARTH_PORT_OFFSET")
+    return stack_settings(stack_environment)
+
+
+def stack_settings(env: dict[str, str]) -> HearthSettings:
+    """The settings of the stack that ``env`` (from ``stack_env``) runs: its home, ports and CA."""
+    overrides: dict[str, object] = {}
+    for name in ("home", "tls_ca_file", "tls_ca_key_file"):
+        value = env.get(f"HEARTH_{name.upper()}")
+        if value:
+            overrides[name] = Path(value)
+    offset = env.get("HEARTH_PORT_OFFSET")
     if offset is not None:
         overrides["port_offset"] = int(offset)
     return load_settings(**overrides)

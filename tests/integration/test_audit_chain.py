@@ -45,7 +45,10 @@ async def bus(stack: HearthSettings) -> AsyncIterator[Bus]:
 async def superuser(stack: HearthSettings) -> AsyncIterator[asyncpg.Connection]:
     """What an intruder with the database's superuser would hold."""
     conn = await asyncpg.connect(
-        host=str(postgres_socket_dir(stack)), port=stack.postgres_port, user="postgres", database=stack.postgres_db
+        host=str(postgres_socket_dir(stack)),
+        port=stack.postgres_server_port,
+        user="postgres",
+        database=stack.postgres_db,
     )
     try:
         yield conn

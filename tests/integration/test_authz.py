@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +22,7 @@ from shared.identity.apikeys import ApiKeyStore, CreatedKey
 from shared.identity.authz import Authorizer, PolicyWatcher, database_enforcer
 from shared.settings import HearthSettings
 from tests.integration.conftest import hearth_cli
+from tests.integration.documents import processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -292,15 +292,6 @@ async def _submit(http: httpx.AsyncClient, text: str, sensitivity: str) -> str:
     return str(resp.json()["id"])
 
 
-async def _processed(http: httpx.AsyncClient, doc_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while (doc := (await http.get(f"/v1/documents/{doc_id}")).json())["status"] == "processing":
-        assert time.monotonic() < deadline, doc
-        await asyncio.sleep(0.5)
-    assert doc["status"] == "processed", doc
-    return dict(doc)
-
-
 async def test_a_document_is_read_searched_and_cited_only_within_the_callers_clearance(
     admin: httpx.AsyncClient, new_key: MakeKey
 ) -> None:
@@ -310,8 +301,8 @@ async def test_a_document_is_read_searched_and_cited_only_within_the_callers_cle
     text = f"The {MARKER} project budget is forty thousand euros, approved by the board in March."
     public_id = await _submit(cleared, text, "public")
     secret_id = await _submit(cleared, f"Secret: {text} The {MARKER} codename stays inside.", "secret")
-    assert (await _processed(cleared, secret_id))["sensitivity"] == "secret"
-    await _processed(cleared, public_id)
+    assert (await processed(cleared, secret_id, 180, succeeded=True))["sensitivity"] == "secret"
+    await processed(cleared, public_id, 180, succeeded=True)
 
     # Read: the secret one is as missing as an unknown id; the public one is there.
     hidden = await reader.get(f"/v1/documents/{secret_id}")

@@ -19,9 +19,9 @@ import pytest
 from shared.blobstore import BlobRef, BlobStore
 from shared.bus import Bus
 from shared.launcher.components import postgres_socket_dir
-from shared.settings import HearthSettings, load_settings
+from shared.settings import HearthSettings
 from tests.data.generate import default_samples
-from tests.integration.conftest import TEST_PORT_OFFSET, hearth_cli, stack_env
+from tests.integration.conftest import TEST_PORT_OFFSET, hearth_cli, stack_env, stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -53,7 +53,7 @@ def _processed(settings: HearthSettings, doc_id: str, timeout: float = 600) -> d
 async def _original(settings: HearthSettings, doc_id: str) -> bytes:
     conn = await asyncpg.connect(
         host=str(postgres_socket_dir(settings)),
-        port=settings.postgres_port,
+        port=settings.postgres_server_port,
         user="postgres",
         database=settings.postgres_db,
     )
@@ -164,7 +164,7 @@ def test_restore_brings_back_a_working_stack(
             env, "restore", str(archive), "--passphrase-file", str(workdir / "passphrase"), timeout=1200
         )
         assert "Hearth is up" in result.stdout, result.stdout
-        restored = load_settings(home=home, port_offset=RESTORE_OFFSET)
+        restored = stack_settings(env)
         again = httpx.get(f"{restored.gateway_url}/v1/documents/{doc_id}", headers=_headers(restored), timeout=30)
         assert again.status_code == 200, again.text
         assert again.json() == processed  # text, pages, entities, class, provenance: all of it

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +30,7 @@ from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
 from tests.data.generate import font_path
 from tests.integration.conftest import hearth_cli
+from tests.integration.documents import processed, text_pdf
 from tests.integration.histories import replay
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -46,16 +46,6 @@ CONTRACT_ZH = [
     "签订日期：2024年2月20日",
 ]
 Client = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-def contract_pdf(lines: list[str]) -> bytes:
-    pdf = FPDF(format="A4")
-    pdf.add_font("noto", fname=str(font_path()))
-    pdf.set_font("noto", size=12)
-    pdf.add_page()
-    for line in lines:
-        pdf.multi_cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
 
 
 def contract_scan(lines: list[str]) -> bytes:
@@ -103,18 +93,6 @@ async def client(stack: HearthSettings, engine: AsyncEngine) -> AsyncIterator[Cl
         await http.aclose()
 
 
-async def processed(http: httpx.AsyncClient, doc_id: str, timeout: float = 240.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = await http.get(f"/v1/documents/{doc_id}")
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        if body["status"] != "processing":
-            return body
-        assert time.monotonic() < deadline, f"document {doc_id} still processing: {body}"
-        await asyncio.sleep(0.5)
-
-
 async def submit(http: httpx.AsyncClient, data: bytes, filename: str, **form: str) -> dict[str, Any]:
     resp = await http.post("/v1/documents", files={"file": (filename, data, "application/octet-stream")}, data=form)
     assert resp.status_code == 202, resp.text
@@ -141,7 +119,7 @@ async def test_a_contract_pdf_runs_the_full_analysis_and_is_announced(
 
     sub = await bus.nc.subscribe("hearth.document.processed.v1", cb=on_event)
     try:
-        submitted = await submit(http, contract_pdf(CONTRACT_ZH), "contract.pdf", workflow="contract_analysis")
+        submitted = await submit(http, text_pdf(CONTRACT_ZH), "contract.pdf", workflow="contract_analysis")
         doc = await processed(http, submitted["id"])
         assert doc["status"] == "processed", doc
         assert [p["source"] for p in doc["pages"]] == ["text_layer"]
@@ -200,7 +178,7 @@ async def test_an_ingest_event_is_processed_once_per_external_id(
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     http = await client(tenant)
     blobs = await BlobStore.create(bus.js, stack)
-    blob = await blobs.put(contract_pdf(CONTRACT_ZH), "application/pdf")
+    blob = await blobs.put(text_pdf(CONTRACT_ZH), "application/pdf")
     external_id = f"ERP-{uuid.uuid4().hex[:8]}"
 
     def event() -> Envelope:
@@ -236,7 +214,7 @@ async def test_an_ingest_event_is_processed_once_per_external_id(
 async def test_a_broken_file_fails_with_its_reason_and_others_keep_flowing(client: Client) -> None:
     http = await client()
     broken = await submit(http, b"%PDF-1.7\n garbage that is no PDF", "broken.pdf")
-    good = await submit(http, contract_pdf(CONTRACT_ZH), "good.pdf")
+    good = await submit(http, text_pdf(CONTRACT_ZH), "good.pdf")
     failed = await processed(http, broken["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "invalid-input"
@@ -290,7 +268,7 @@ def test_the_cli_submits_a_document_with_its_sensitivity(
     stack: HearthSettings, stack_environment: dict[str, str], tmp_path: Path
 ) -> None:
     path = tmp_path / "board-memo.pdf"
-    path.write_bytes(contract_pdf(["Board memo", f"Reference {uuid.uuid4().hex[:8]}"]))
+    path.write_bytes(text_pdf(["Board memo", f"Reference {uuid.uuid4().hex[:8]}"]))
     out = hearth_cli(
         stack_environment, "docs", "add", str(path), "--sensitivity", "confidential", "--wait", "0", "--json"
     )

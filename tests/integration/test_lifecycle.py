@@ -38,6 +38,7 @@ from shared.identity.apikeys import ApiKeyStore
 from shared.lifecycle import SCHEDULES
 from shared.settings import HearthSettings
 from tests.integration.conftest import hearth_cli
+from tests.integration.documents import processed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -104,18 +105,6 @@ async def http(stack: HearthSettings, engine: AsyncEngine) -> AsyncIterator[dict
         await client.aclose()
 
 
-async def _processed(http: httpx.AsyncClient, doc_id: str, timeout: float = 600.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = await http.get(f"/v1/documents/{doc_id}")
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        if body["status"] != "processing":
-            return body
-        assert time.monotonic() < deadline, f"document {doc_id} still processing"
-        await asyncio.sleep(1)
-
-
 @pytest.fixture(scope="module")
 async def docs(http: dict[str, httpx.AsyncClient], engine: AsyncEngine) -> State:
     """Three processed PDFs of the tenant: ``expired``, ``held`` and ``other``, with their files' refs."""
@@ -127,7 +116,7 @@ async def docs(http: dict[str, httpx.AsyncClient], engine: AsyncEngine) -> State
         assert resp.status_code == 202, resp.text
         state[name] = {"id": resp.json()["id"], "data": data, "marker": marker}
     for entry in state.values():
-        doc = await _processed(http["user"], entry["id"])
+        doc = await processed(http["user"], entry["id"], 600)
         assert doc["status"] == "processed", doc
         async with engine.connect() as conn:
             row = (

@@ -34,6 +34,7 @@ from shared.crypto.payload_codec import ENCODING, KEY_VERSION, EnvelopePayloadCo
 from shared.errors import PermanentFailure
 from shared.identity.apikeys import ApiKeyStore
 from shared.settings import HearthSettings
+from shared.tls import temporal_tls
 from tests.integration.histories import history_decoded
 from workflows.runs import RunService
 from workflows.versions import DefinitionStore
@@ -52,7 +53,10 @@ async def temporal(stack: HearthSettings) -> TemporalClient:
 async def plain_temporal(stack: HearthSettings) -> TemporalClient:
     """A client without the codec: what Temporal itself (and anyone reading its database) sees."""
     return await TemporalClient.connect(
-        stack.temporal_address, namespace=stack.temporal_namespace, data_converter=DATA_CONVERTER
+        stack.temporal_address,
+        namespace=stack.temporal_namespace,
+        data_converter=DATA_CONVERTER,
+        tls=temporal_tls(stack),
     )
 
 

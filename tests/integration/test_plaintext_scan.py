@@ -12,27 +12,24 @@ values (TOAST), which a byte scan of its files would not see through.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import secrets
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from shared.launcher.components import postgres_socket_dir
-from shared.settings import HearthSettings, load_settings
+from shared.settings import HearthSettings
 from tests.data.generate import font_path
-from tests.integration.conftest import TEST_PORT_OFFSET, hearth_cli, stack_env
+from tests.integration.conftest import TEST_PORT_OFFSET, hearth_cli, stack_env, stack_settings
+from tests.integration.documents import processed, text_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -57,16 +54,6 @@ def contract_lines(mark: str) -> list[str]:
         "第二条 本合同有效期自2024年3月1日起至2025年2月28日止。",
         "签订日期：2024年2月20日",
     ]
-
-
-def text_pdf(lines: list[str]) -> bytes:
-    pdf = FPDF(format="A4")
-    pdf.add_font("noto", fname=str(font_path()))
-    pdf.set_font("noto", size=12)
-    pdf.add_page()
-    for line in lines:
-        pdf.multi_cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
 
 
 def scan_png(lines: list[str]) -> bytes:
@@ -101,20 +88,7 @@ def stack_environment() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def stack(stack_environment: dict[str, str]) -> HearthSettings:
-    return load_settings(home=Path(stack_environment["HEARTH_HOME"]), port_offset=SCAN_OFFSET)
-
-
-async def _processed(http: httpx.AsyncClient, doc_id: str, timeout: float = 400.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = await http.get(f"/v1/documents/{doc_id}")
-        assert resp.status_code == 200, resp.text
-        body: dict[str, Any] = resp.json()
-        if body["status"] != "processing":
-            assert body["status"] == "processed", body
-            return body
-        assert time.monotonic() < deadline, f"document {doc_id} still processing"
-        await asyncio.sleep(1)
+    return stack_settings(stack_environment)
 
 
 async def _rows_holding(settings: HearthSettings, marks: list[str]) -> list[str]:
@@ -122,7 +96,10 @@ async def _rows_holding(settings: HearthSettings, marks: list[str]) -> list[str]
     found: list[str] = []
     for database in ("postgres", settings.postgres_db):
         conn = await asyncpg.connect(
-            host=str(postgres_socket_dir(settings)), port=settings.postgres_port, user="postgres", database=database
+            host=str(postgres_socket_dir(settings)),
+            port=settings.postgres_server_port,
+            user="postgres",
+            database=database,
         )
         try:
             tables = await conn.fetch(
@@ -191,7 +168,7 @@ async def test_no_document_text_reaches_the_disk_in_plaintext(
         for resp in (pdf, png, inline):
             assert resp.status_code == 202, resp.text
         docs = {
-            mark: await _processed(http, resp.json()["id"])
+            mark: await processed(http, resp.json()["id"], succeeded=True)
             for mark, resp in ((pdf_mark, pdf), (png_mark, png), (inline_mark, inline))
         }
         # The text did get in: read back decrypted, found by the blind index, in the entities.

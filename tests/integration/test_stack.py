@@ -24,7 +24,7 @@ from tests.integration.conftest import hearth_cli, stack_env
 
 pytestmark = pytest.mark.integration
 
-INFRA = ("nats", "postgres", "openbao", "temporal", "triton")
+INFRA = ("nats", "postgres", "postgres-tls", "openbao", "temporal", "temporal-tls", "triton")
 
 
 def _is_loopback(address: str) -> bool:
@@ -188,7 +188,7 @@ async def test_down_then_up_keeps_messages_rows_and_keys(
     await conn.execute(f"INSERT INTO {table} VALUES ('kept')")  # noqa: S608
     await conn.close()
 
-    vault = hvac.Client(url=stack.openbao_url, token=root_token)
+    vault = hvac.Client(url=stack.openbao_url, token=root_token, verify=str(stack.tls_ca_path))
     vault.secrets.transit.create_key(name=f"k-{tag}")
     ciphertext = vault.secrets.transit.encrypt_data(name=f"k-{tag}", plaintext="a2VwdA==")["data"]["ciphertext"]
 
@@ -207,7 +207,7 @@ async def test_down_then_up_keeps_messages_rows_and_keys(
     await conn.execute(f"DROP TABLE {table}")
     await conn.close()
 
-    vault = hvac.Client(url=stack.openbao_url, token=root_token)
+    vault = hvac.Client(url=stack.openbao_url, token=root_token, verify=str(stack.tls_ca_path))
     plaintext = vault.secrets.transit.decrypt_data(name=f"k-{tag}", ciphertext=ciphertext)["data"]["plaintext"]
     assert plaintext == "a2VwdA=="
 

@@ -69,7 +69,7 @@ def test_every_process_serves_metrics_on_loopback_behind_the_token(stack: Hearth
     assert stack.secret_path("metrics-token").stat().st_mode & 0o777 == 0o600
     for service in SERVICES:
         url = stack.service_metrics_url(service)
-        assert url.startswith("http://127.0.0.1:"), url
+        assert url.startswith("https://127.0.0.1:"), url
         assert httpx.get(url, timeout=10).status_code == 401, service
         wrong = httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=10)
         assert wrong.status_code == 401, service

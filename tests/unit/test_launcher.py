@@ -24,7 +24,11 @@ def test_nats_fsyncs_every_write_and_binds_loopback(settings: HearthSettings) ->
     conf = nats_conf(settings)
     assert "sync_interval: always" in conf
     assert f"listen: 127.0.0.1:{settings.nats_port}" in conf
-    assert f"http: 127.0.0.1:{settings.nats_monitor_port}" in conf
+    assert f"https: 127.0.0.1:{settings.nats_monitor_port}" in conf  # monitoring over TLS too
+    assert f'cert_file: "{settings.tls_cert_path}"' in conf
+    plain = nats_conf(settings.model_copy(update={"tls": False}))
+    assert f"http: 127.0.0.1:{settings.nats_monitor_port}" in plain
+    assert "tls {" not in plain
 
 
 def test_openbao_uses_raft_and_static_seal_from_the_secrets_dir(settings: HearthSettings) -> None:
@@ -56,14 +60,37 @@ def test_every_service_is_a_component_and_everything_binds_the_configured_host(s
     except MissingBinary as exc:
         pytest.fail(f"`make setup` installs every binary: {exc}")
     names = [c.name for c in comps]
-    assert names[:5] == ["nats", "postgres", "openbao", "temporal", "triton"]
-    assert names[5:] == list(SERVICES)
+    assert names[:7] == ["nats", "postgres", "postgres-tls", "openbao", "temporal", "temporal-tls", "triton"]
+    assert names[7:] == list(SERVICES)
     triton = next(c for c in comps if c.name == "triton")
     assert "--model-control-mode=explicit" in triton.command
     assert "--strict-readiness=false" in triton.command  # one broken model must not mark Triton down
     assert f"--http-address={settings.bind_host}" in triton.command
     assert any(a.startswith("--grpc-restricted-protocol=model-repository,") for a in triton.command)
     assert triton.env["LD_LIBRARY_PATH"].split(":")[0].endswith("lib")
+
+
+def test_with_tls_only_tls_listens_beyond_loopback(settings: HearthSettings) -> None:
+    wide = settings.model_copy(update={"bind_host": "0.0.0.0"})  # noqa: S104 - what is checked
+    comps = {c.name: c for c in build_components(wide)}
+    postgres = comps["postgres"].command
+    # PostgreSQL (its build has no TLS) on loopback; the TLS proxy owns the public port.
+    assert "listen_addresses=127.0.0.1" in postgres
+    assert f"port={wide.postgres_internal_port}" in postgres
+    assert comps["postgres-tls"].ports == {"sql": wide.postgres_port}
+    # No TLS in the Temporal dev server or on Triton's HTTP: loopback only.
+    temporal = comps["temporal"].command
+    assert temporal[temporal.index("--ip") + 1] == "127.0.0.1"
+    assert temporal[temporal.index("--port") + 1] == str(wide.temporal_internal_port)
+    assert temporal[temporal.index("--ui-port") + 1] == str(wide.temporal_ui_internal_port)
+    assert comps["temporal-tls"].ports == {"grpc": wide.temporal_port, "ui": wide.temporal_ui_port}
+    assert temporal[temporal.index("--ui-ip") + 1] == "127.0.0.1"
+    assert "--http-address=127.0.0.1" in comps["triton"].command
+    assert wide.temporal_address.startswith("127.0.0.1:")
+    plain = {c.name: c for c in build_components(wide.model_copy(update={"tls": False}))}
+    assert "postgres-tls" not in plain
+    assert "temporal-tls" not in plain
+    assert "listen_addresses=0.0.0.0" in plain["postgres"].command
 
 
 def test_corrupt_postgres_dir_is_refused_with_a_fix(settings: HearthSettings) -> None:

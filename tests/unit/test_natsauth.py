@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from shared.bus import PermissionViolations
 from shared.capabilities import SUBJECT_PREFIX
 from shared.events import CATALOG
 from shared.inference import INFER_SUBJECT_PREFIX
+from shared.launcher import bootstrap
 from shared.launcher.configs import nats_conf
 from shared.settings import REPO_ROOT, SERVICES, HearthSettings, SettingsError, load_settings, service_module
 
@@ -222,6 +224,7 @@ def test_the_rendered_config_is_valid_for_nats_server(settings: HearthSettings, 
         pytest.fail("`make setup` installs nats-server into the venv")
     natsauth.ensure_credentials(settings)
     natsauth.create_publisher(settings, "erp")
+    bootstrap.prepare_tls(settings)  # the tls block names the certificate, which nats-server loads
     path = tmp_path / "nats.conf"
     path.write_text(nats_conf(settings))
     result = subprocess.run([str(binary), "-c", str(path), "-t"], capture_output=True, text=True, check=False)
@@ -229,7 +232,7 @@ def test_the_rendered_config_is_valid_for_nats_server(settings: HearthSettings, 
 
 
 def test_no_authorization_block_when_auth_is_off(tmp_path: Path) -> None:
-    settings = load_settings(home=tmp_path, nats_auth=False, _env_file=None)
+    settings = load_settings(home=tmp_path, nats_auth=False, tls=False, _env_file=None)
     assert "authorization {" not in nats_conf(settings)
     assert natsauth.connect_options(settings, "ocr") == {"inbox_prefix": "_INBOX.ocr"}
 
@@ -238,7 +241,12 @@ def test_connect_options_use_the_process_user(settings: HearthSettings) -> None:
     with pytest.raises(SettingsError, match=r"nats/ocr\.password"):
         natsauth.connect_options(settings, "ocr")
     natsauth.ensure_credentials(settings)
+    with pytest.raises(SettingsError, match=r"tls/ca\.pem is missing"):
+        natsauth.connect_options(settings, "ocr")
+    bootstrap.prepare_tls(settings)
     options = natsauth.connect_options(settings, "ocr")
+    assert options["tls"].verify_mode == ssl.CERT_REQUIRED
+    assert options["tls"].check_hostname
     assert options["user"] == "ocr"
     assert options["inbox_prefix"] == "_INBOX.ocr"
     assert options["password"] == settings.read_secret("nats/ocr.password")
@@ -247,7 +255,9 @@ def test_connect_options_use_the_process_user(settings: HearthSettings) -> None:
 
 def test_faststream_brokers_get_the_same_credentials(settings: HearthSettings) -> None:
     natsauth.ensure_credentials(settings)
+    bootstrap.prepare_tls(settings)
     options = natsauth.broker_options(settings, "telemetry")
+    assert options["security"].ssl_context is natsauth.connect_options(settings)["tls"]
     assert options["inbox_prefix"] == "_INBOX.telemetry"
     assert options["security"].username == "telemetry"
     assert options["security"].password == settings.read_secret("nats/telemetry.password")

@@ -234,7 +234,7 @@ async def test_without_approle_credentials_payloads_stay_plaintext_except_in_pro
 
 
 async def test_openbao_away_at_start_is_unavailable_naming_it(tmp_path: Path) -> None:
-    settings = load_settings(home=tmp_path, openbao_port=9, environment="dev")  # nothing listens on 9
+    settings = load_settings(home=tmp_path, openbao_port=9, environment="dev", tls=False)  # nothing listens on 9
     settings.secrets_dir.mkdir(parents=True)
     settings.secret_path("approle-ocr.json").write_text('{"role_id": "r", "secret_id": "s"}')
     with pytest.raises(Unavailable, match=r"workflow payload encryption needs OpenBao at http://127\.0\.0\.1:9"):

@@ -23,7 +23,7 @@ def test_port_offset_moves_every_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTH_PORT_OFFSET", "10000")
     s = load_settings(_env_file=None)
     assert s.gateway_port == 18080
-    assert s.nats_url == "nats://127.0.0.1:14222"
+    assert s.nats_url == "tls://127.0.0.1:14222"
     assert s.temporal_address == "127.0.0.1:17233"
 
 

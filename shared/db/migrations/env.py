@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.settings import HearthSettings, get_settings
+from shared.tls import postgres_connect_args
 
 config = context.config
 
@@ -25,7 +26,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_settings().postgres_dsn())
+    settings = _settings()
+    engine = create_async_engine(settings.postgres_dsn(), connect_args=postgres_connect_args(settings))
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
