@@ -216,9 +216,10 @@ async def probe_postgres_tls(
             if answer != b"S":
                 return ComponentHealth(name="postgres-tls", status="down", detail=f"SSLRequest answered {answer!r}")
             await writer.start_tls(client_context(settings), server_hostname=host)  # type: ignore[arg-type]
+            protocol = writer.get_extra_info("ssl_object").version()
         finally:
             writer.close()
-        return ComponentHealth(name="postgres-tls", status="ok")
+        return ComponentHealth(name="postgres-tls", status="ok", version=protocol)  # e.g. TLSv1.3
 
     return await _timed("postgres-tls", f"postgresql://{host}:{port}", timeout, check)
 
@@ -234,12 +235,13 @@ async def probe_temporal_tls(
         context.set_alpn_protocols(["h2"])
         _, writer = await asyncio.open_connection(host, int(port), ssl=context)
         try:
-            alpn = writer.get_extra_info("ssl_object").selected_alpn_protocol()
+            tls = writer.get_extra_info("ssl_object")
+            alpn, protocol = tls.selected_alpn_protocol(), tls.version()
         finally:
             writer.close()
         if alpn != "h2":
             return ComponentHealth(name="temporal-tls", status="down", detail=f"ALPN {alpn!r}, not h2")
-        return ComponentHealth(name="temporal-tls", status="ok")
+        return ComponentHealth(name="temporal-tls", status="ok", version=protocol)
 
     return await _timed("temporal-tls", settings.temporal_address, timeout, check)
 

@@ -70,8 +70,11 @@ def check_state(settings: HearthSettings) -> None:
         )
 
 
-def prepare_state(settings: HearthSettings) -> None:
-    """Create the state dir layout and the secrets that must exist before anything starts."""
+def prepare_state(settings: HearthSettings) -> list[str]:
+    """Create the state dir layout and the secrets that must exist before anything starts.
+
+    Returns what it did worth telling the user (the CA made, a certificate issued and why).
+    """
     check_state(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
     for path, mode in (
@@ -89,10 +92,11 @@ def prepare_state(settings: HearthSettings) -> None:
     _ensure_secret(settings, "triton-admin-key", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "metrics-token", lambda: secrets.token_urlsafe(32))
     _ensure_secret(settings, "openbao-unseal.key", lambda: secrets.token_bytes(32))
-    prepare_tls(settings)
+    done = prepare_tls(settings)
     ensure_nats_credentials(settings)
     prepare_postgres(settings)
     prepare_triton(settings)
+    return done
 
 
 # ---- TLS --------------------------------------------------------------------------------------

@@ -222,13 +222,17 @@ async def _probe_postgres_socket(settings: HearthSettings) -> ComponentHealth:
         return ComponentHealth(name="postgres", status="down", detail=str(exc) or type(exc).__name__)
 
 
-def _prepare(settings: HearthSettings, sup: Supervisor) -> list[Component]:
+def _prepare(settings: HearthSettings, sup: Supervisor, report: Reporter) -> list[Component]:
     """Preflight before touching the state dir (binaries, then on a first start free ports); state."""
     try:
         components = build_components(settings)
-        if sup.daemon_pid() is None:
+        running = sup.daemon_pid() is not None
+        if not running:
             check_ports(settings, components)
-        bootstrap.prepare_state(settings)
+        for done in bootstrap.prepare_state(settings):
+            report(done)
+            if running and "server certificate" in done:
+                report("the running stack still serves the previous one: `hearth tls rotate` loads it now")
         return build_components(settings)  # again: now with the secrets it references
     except (MissingBinary, bootstrap.StateError, SettingsError) as exc:
         raise LaunchError(str(exc)) from None
@@ -243,7 +247,7 @@ def up(settings: HearthSettings, report: Reporter = _quiet) -> float:
     started = time.monotonic()
     sup = Supervisor(settings)
     running = sup.daemon_pid()
-    components = _prepare(settings, sup)
+    components = _prepare(settings, sup, report)
     if running is None:
         _render(settings, components)
         sup.start_daemon()
@@ -269,7 +273,7 @@ def up_infrastructure(settings: HearthSettings, report: Reporter = _quiet) -> No
     sup = Supervisor(settings)
     if sup.daemon_pid() is not None:
         raise LaunchError(f"Hearth is already running for {settings.home}: stop it first (`hearth down`)")
-    components = _prepare(settings, sup)
+    components = _prepare(settings, sup, report)
     _render(settings, components)
     sup.start_daemon()
     infra = [c.name for c in components if c.tier == 0]
@@ -416,7 +420,13 @@ def urls(settings: HearthSettings) -> dict[str, str]:
         "NATS": settings.nats_url,
         "NATS monitoring": settings.nats_monitor_url,
         "OpenBao": settings.openbao_url,
-        "PostgreSQL": f"postgresql://{settings.postgres_user}@{settings.bind_host}:{settings.postgres_port}/{settings.postgres_db}",
+        "PostgreSQL": f"postgresql://{settings.postgres_user}@{settings.bind_host}:{settings.postgres_port}/{settings.postgres_db}"
+        + ("?sslmode=verify-full" if settings.tls else ""),
         "Triton (private)": settings.triton_http_url,
         "Admin API key": f"{settings.secret_path('admin-api-key')} (send as `Authorization: Bearer <key>`)",
+        **(
+            {"TLS CA": f"{settings.tls_ca_path} (trust it in your clients; `hearth tls status`)"}
+            if settings.tls
+            else {}
+        ),
     }

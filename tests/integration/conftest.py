@@ -65,7 +65,7 @@ def test_ca() -> tuple[Path, Path]:
     """
     if os.environ.get("HEARTH_TEST_STACK") == "external":
         ca = load_settings().tls_ca_path
-        os.environ.setdefault("SSL_CERT_FILE", str(ca))
+        os.environ["SSL_CERT_FILE"] = str(ca)
         return ca, Path(os.devnull)
     root = Path(tempfile.mkdtemp(prefix="hearth-test-ca-"))
     atexit.register(shutil.rmtree, root, True)

@@ -32,6 +32,7 @@ from shared.capabilities import call_capability
 from shared.clients import postgres_engine, temporal_client
 from shared.errors import NotFound
 from shared.events.envelope import Envelope
+from shared.health import probe_services
 from shared.natsauth import connect_options
 from shared.settings import HearthSettings
 from shared.workflow import (
@@ -146,6 +147,23 @@ async def stored_events(stack: HearthSettings, run_id: str, subject: str = "hear
         return out
     finally:
         await nc.close()
+
+
+async def worker_back(stack: HearthSettings, killed_pid: int, timeout: float = 80.0) -> None:
+    """Wait until supervisor has restarted the workflow worker and it answers its health request.
+
+    The review's progress query needs a worker: delivered before the new one polls, it fails (on a
+    loaded box the restart, with its AppRole login, payload key and Temporal connect, took > 30 s).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = supervisorctl(stack, "pid", "workflows").strip()
+        if pid.isdigit() and int(pid) not in (0, killed_pid):
+            health = await probe_services(stack, ["workflows"])
+            if health["workflows"].status == "ok":
+                return
+        assert time.monotonic() < deadline, f"the workflow worker is not back after {timeout:.0f}s"
+        await asyncio.sleep(1)
 
 
 def supervisorctl(stack: HearthSettings, *args: str) -> str:
@@ -286,6 +304,7 @@ async def test_killing_the_worker_mid_run_neither_loses_the_run_nor_repeats_its_
     await wait_status(runs, started.id, lambda d: d.status == "waiting_review")
     pid = int(supervisorctl(stack, "pid", "workflows").strip())
     os.kill(pid, signal.SIGKILL)  # supervisor restarts it; the run lives in Temporal
+    await worker_back(stack, pid)
     await runs.review(started.id, ReviewDecision(decision="approve", values={"amount": 12}, reviewer="kim"))
     detail = await finished(runs, started.id, timeout=90)
     assert detail.status == "completed", detail.error
